@@ -1,3 +1,4 @@
 """CLI subcommands; each module registers its commands on `georeason.cli.app`."""
 
 from georeason.commands import geo_cmd  # noqa: F401
+from georeason.commands import score  # noqa: F401

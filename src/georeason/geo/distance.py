@@ -13,10 +13,12 @@ EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius R1
 @overload
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float: ...
 @overload
-def haversine_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> NDArray[np.float64]: ...
+def haversine_km(
+    lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike
+) -> NDArray[np.float64]: ...
 
 
-def haversine_km(lat1, lon1, lat2, lon2):  # type: ignore[no-untyped-def]
+def haversine_km(lat1, lon1, lat2, lon2):
     """Haversine distance in km between points given in decimal degrees.
 
     Vectorised over numpy broadcasting; scalars in give a Python float out.
