@@ -218,9 +218,10 @@ class GeoMetrics:
             "conventions": dict(_CONVENTIONS),
         }
 
-    def table(self) -> list[list[str]]:
+    def table(self, hierarchy: bool = True) -> list[list[str]]:
         """Headline metrics as printable rows; the first row is the header
-        ``[metric, value, CI]``."""
+        ``[metric, value, CI]``. ``hierarchy=False`` leaves out the hierarchy
+        accuracies (see :meth:`hierarchy_table` for their detail)."""
         pct = f"{self.confidence * 100:g}"
         rows = [["metric", "value", f"{pct}% CI"]]
         o = self.overall
@@ -233,14 +234,14 @@ class GeoMetrics:
         rows.append(["missing predictions", str(o.n_missing), ""])
         if self.n_invalid_truth:
             rows.append(["excluded (bad truth)", str(self.n_invalid_truth), ""])
-        for level, la in self.hierarchy.items():
+        for level, la in self.hierarchy.items() if hierarchy else ():
             rows.append([f"{level} accuracy", _fmt_pct(la.accuracy.value), _fmt_ci(la.accuracy, _fmt_pct)])
         return rows
 
     def continent_table(self) -> list[list[str]]:
-        """Per-continent rows; the first row is the header."""
-        header = ["continent", "n", "missing", *[f"acc@{t:g}km" for t in self.thresholds_km]]
-        header += ["median km", "GeoScore"]
+        """Per-continent rows; the first row is the header (``1km`` = accuracy at 1 km)."""
+        header = ["continent", "n", "miss", *[f"{t:g}km" for t in self.thresholds_km]]
+        header += ["med. km", "GeoScore"]
         rows = [header]
         for code, s in self.per_continent.items():
             name = CONTINENT_NAMES.get(code, code)
