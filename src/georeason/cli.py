@@ -37,9 +37,12 @@ def _root(
 
 
 def main() -> None:
+    # Import through the package so commands register on the same `app` object
+    # even when this file runs as `python -m georeason.cli` (module `__main__`).
+    import georeason.cli
     from georeason import commands  # noqa: F401  (registers the subcommands)
 
-    app()
+    georeason.cli.app()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,5 @@
+"""`python -m georeason`."""
+
+from georeason.cli import main
+
+main()
