@@ -1,0 +1,393 @@
+r"""Batch plumbing shared by the rewards: parse once, read columns, resolve the truth.
+
+TRL calls every reward function on the same batch (one GRPO step: e.g. 256 prompts
+× 16 generations), so a completion is parsed once per protocol and the parse is
+shared through a small LRU cache keyed on ``(protocol, text)``. Distances are
+computed with one vectorised :func:`georeason.geo.haversine_km` call per batch.
+
+Cached :class:`~georeason.types.Prediction` objects are shared between rewards:
+treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from georeason import geo
+from georeason.protocols import completion_text, get_protocol
+from georeason.types import CONTINENT_NAMES, Prediction
+
+logger = logging.getLogger("georeason.rewards")
+
+# Large enough for several rewards to share one GRPO batch (4,096 completions) and for the
+# rewards of the next batch not to evict the current one mid-step.
+PARSE_CACHE_SIZE = 16_384
+
+__all__ = [
+    "PARSE_CACHE_SIZE",
+    "Truth",
+    "column",
+    "continent_code",
+    "country_code_of",
+    "entity_list",
+    "mentions",
+    "parse_completions",
+    "pred_country_code",
+    "text_key",
+    "true_coordinates",
+    "true_places",
+]
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
+def _parse_text(protocol: str, text: str) -> Prediction:
+    return get_protocol(protocol).parse(text)
+
+
+def parse_completions(completions: Sequence[Any], protocol: str) -> list[Prediction]:
+    r"""Parse each completion (plain string or TRL conversational list) with ``protocol``.
+
+    Never raises for a bad completion: one that cannot be read or parsed gives a
+    ``Prediction`` with ``format_ok=False`` and the reason in ``errors`` (and a log line,
+    since a parser exception is a bug worth reporting).
+    """
+    get_protocol(protocol)  # an unknown protocol is a configuration error: raise now, not per row
+    out: list[Prediction] = []
+    for completion in completions:
+        try:
+            text = completion_text(completion)
+        except Exception as exc:  # a malformed message list must not crash a GRPO step
+            out.append(Prediction(errors=[f"unreadable completion: {type(exc).__name__}: {exc}"]))
+            continue
+        try:
+            out.append(_parse_text(protocol, text))
+        except Exception as exc:
+            logger.error("the %s parser raised on a completion (a bug): %r", protocol, exc)
+            out.append(Prediction(raw=text, errors=[f"parser error: {type(exc).__name__}: {exc}"]))
+    return out
+
+
+def clear_parse_cache() -> None:
+    r"""Forget cached parses (e.g. after changing a protocol's parser in a notebook)."""
+    _parse_text.cache_clear()
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def column(columns: Mapping[str, Any], name: str, n: int) -> Sequence[Any] | None:
+    r"""The column ``name`` as a sequence aligned with the ``n`` completions, or None if absent.
+
+    TRL passes each dataset column as a list with one entry per completion; a column
+    of another length is a wiring error and raises ``ValueError``.
+    """
+    values = columns.get(name)
+    if values is None:
+        return None
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(
+            f"column {name!r} must be a list with one value per completion (TRL's convention), "
+            f"got {type(values).__name__}"
+        )
+    if len(values) != n:
+        raise ValueError(f"column {name!r} has {len(values)} values for {n} completions")
+    return values
+
+
+def _float_column(values: Sequence[Any]) -> NDArray[np.float64]:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim == 1:
+            return arr
+    except (TypeError, ValueError):
+        pass
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        with contextlib.suppress(TypeError, ValueError):  # unreadable truth: that row scores None
+            out[i] = float(v)
+    return out
+
+
+def true_coordinates(
+    columns: Mapping[str, Any], n: int, reward: str
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""True ``lat``/``lon`` columns as float arrays; NaN where missing or out of range.
+
+    Raises ``KeyError`` with a fix-it message when the batch has no such columns.
+    """
+    lat, lon = column(columns, "lat", n), column(columns, "lon", n)
+    if lat is None or lon is None:
+        raise KeyError(
+            f"{reward} needs the true coordinates in dataset columns 'lat' and 'lon'; "
+            f"the batch has columns {sorted(k for k in columns if k not in _TRL_EXTRAS)}"
+        )
+    la, lo = _float_column(lat), _float_column(lon)
+    bad = ~(np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90.0) & (np.abs(lo) <= 180.0))
+    if bad.any():
+        la, lo = la.copy(), lo.copy()
+        la[bad] = lo[bad] = np.nan
+    return la, lo
+
+
+def predicted_coordinates(preds: Sequence[Prediction]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Predicted coordinates as float arrays, NaN where the completion stated none."""
+    lat = np.array([p.lat if p.lat is not None else np.nan for p in preds], dtype=np.float64)
+    lon = np.array([p.lon if p.lon is not None else np.nan for p in preds], dtype=np.float64)
+    # Parsers reject out-of-range values; guard anyway so a parser bug cannot reach a reward.
+    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0))
+    lat[bad] = lon[bad] = np.nan
+    return lat, lon
+
+
+# Keyword arguments TRL adds beside the dataset columns (not columns themselves).
+_TRL_EXTRAS = frozenset(
+    {"prompts", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+# --------------------------------------------------------------------------- names
+
+
+@lru_cache(maxsize=65_536)
+def country_code_of(name: str | None) -> str | None:
+    r"""ISO alpha-2 code of a country name, alias or code (cached :func:`geo.normalize_country`)."""
+    return geo.normalize_country(name) if name else None
+
+
+def pred_country_code(pred: Prediction) -> str | None:
+    r"""The predicted country as an ISO code: the parser's code if it reads as one, else the name's."""
+    return country_code_of(pred.country_code) or country_code_of(pred.country)
+
+
+_CONTINENT_KEYS: dict[str, str] = {
+    **{code.lower(): code for code in CONTINENT_NAMES},
+    **{name.lower(): code for code, name in CONTINENT_NAMES.items()},
+    "australia": "OC",
+    "australia and oceania": "OC",
+    "oceania and australia": "OC",
+    "north and central america": "NA",
+    "central america": "NA",
+    "the americas north": "NA",
+    "antarctic": "AN",
+}
+
+
+def continent_code(name: str | None) -> str | None:
+    r"""GeoNames continent code of a continent name or code ("Europe"/"eu" -> "EU"); None if unknown.
+
+    >>> continent_code("South America"), continent_code("oc"), continent_code("Atlantis")
+    ('SA', 'OC', None)
+    """
+    if not name:
+        return None
+    key = " ".join(geo.normalize_name(name).split())
+    return _CONTINENT_KEYS.get(key)
+
+
+@lru_cache(maxsize=65_536)
+def names_match_cached(a: str, b: str, level: str, country_code: str | None) -> bool:
+    return geo.names_match(a, b, level=level, country_code=country_code)
+
+
+# --------------------------------------------------------------------------- truth
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    r"""One row's ground-truth hierarchy (None where unknown)."""
+
+    continent: str | None
+    country_code: str | None
+    country: str | None
+    admin1: str | None
+    city: str | None
+
+    @property
+    def has_country(self) -> bool:
+        return self.country_code is not None or self.country is not None
+
+
+def true_places(
+    columns: Mapping[str, Any], n: int, reward: str, *, fill_from_coordinates: bool = True
+) -> list[Truth]:
+    r"""Ground-truth place names per row from the columns ``continent``, ``country_code``,
+    ``country``, ``admin1``, ``city``.
+
+    Where ``fill_from_coordinates`` and the row has true ``lat``/``lon``, missing levels are
+    filled by reverse geocoding them (datasets like IM2GPS3K label coordinates only); lower
+    levels are filled only where the labelled country agrees with the reverse-geocoded one,
+    so a row never mixes two countries. Raises ``KeyError`` when the batch has neither names
+    nor coordinates.
+    """
+    cols = {k: column(columns, k, n) for k in ("continent", "country_code", "country", "admin1", "city")}
+    has_coords = column(columns, "lat", n) is not None and column(columns, "lon", n) is not None
+    if all(v is None for v in cols.values()) and not (fill_from_coordinates and has_coords):
+        raise KeyError(
+            f"{reward} needs ground-truth place columns (country_code or country, and city / admin1 / "
+            f"continent where scored) or true 'lat'/'lon' to label them; the batch has columns "
+            f"{sorted(k for k in columns if k not in _TRL_EXTRAS)}"
+        )
+
+    def get(name: str, i: int) -> str | None:
+        col = cols[name]
+        return _text(col[i]) if col is not None else None
+
+    rows: list[dict[str, str | None]] = []
+    for i in range(n):
+        cc = country_code_of(get("country_code", i)) or country_code_of(get("country", i))
+        rows.append(
+            {
+                "continent": continent_code(get("continent", i)),
+                "country_code": cc,
+                "country": get("country", i),
+                "admin1": get("admin1", i),
+                "city": get("city", i),
+            }
+        )
+    if fill_from_coordinates and has_coords:
+        need = [
+            i for i, r in enumerate(rows) if any(r[k] is None for k in ("country_code", "admin1", "city"))
+        ]
+        if need:
+            lat, lon = true_coordinates(columns, n, reward)
+            idx = np.array(need)
+            idx = idx[np.isfinite(lat[idx]) & np.isfinite(lon[idx])]
+            if len(idx):
+                table = geo.reverse_geocode_batch(lat[idx], lon[idx])
+                for j, i in enumerate(idx.tolist()):
+                    if not table.valid[j]:
+                        continue
+                    r = rows[i]
+                    rcc = str(table.country_code[j]) or None
+                    if r["country_code"] is None and r["country"] is None:
+                        r["country_code"] = rcc
+                    if r["country_code"] != rcc:
+                        continue  # the label names another country: do not mix in the other's levels
+                    for key in ("admin1", "city"):
+                        if r[key] is None:
+                            r[key] = str(getattr(table, key)[j]) or None
+    out = []
+    for r in rows:
+        cont = r["continent"] or (geo.continent_of(r["country_code"]) if r["country_code"] else None)
+        out.append(Truth(cont, r["country_code"], r["country"], r["admin1"], r["city"]))
+    return out
+
+
+def countries_match(pred: Prediction, truth: Truth) -> bool:
+    r"""Whether the predicted country is the true one: by ISO code through aliases where both
+    read as a country, else by normalised name (never by substring)."""
+    pcc = pred_country_code(pred)
+    if pcc is not None and truth.country_code is not None:
+        return pcc == truth.country_code
+    pname = pred.country or pred.country_code
+    if pname and truth.country:
+        return names_match_cached(pname, truth.country, "country", None)
+    return False
+
+
+def cities_match(pred_city: str | None, true_city: str | None, country_code: str | None) -> bool:
+    r"""Whether two city names denote the same place (gazetteer aliases, within the true country)."""
+    if not pred_city or not true_city:
+        return False
+    return names_match_cached(pred_city, true_city, "city", country_code)
+
+
+def admin1_match(pred_admin1: str | None, true_admin1: str | None, country_code: str | None) -> bool:
+    if not pred_admin1 or not true_admin1:
+        return False
+    return names_match_cached(pred_admin1, true_admin1, "admin1", country_code)
+
+
+# --------------------------------------------------------------------------- entities
+
+
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def text_key(text: str) -> str:
+    r"""Case-, accent- and punctuation-insensitive form of free text, words split by one space.
+
+    >>> text_key("Le  Café-Bar, near the Tour Eiffel!")
+    'le cafe bar near the tour eiffel'
+    """
+    if not text.isascii():
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    return _NON_WORD.sub(" ", text.casefold()).strip()
+
+
+def _is_spaced_script(key: str) -> bool:
+    # CJK, Thai and similar scripts do not separate words with spaces: no word boundaries there.
+    return not any("\u0e00" <= ch <= "\u0eff" or ch >= "\u2e80" for ch in key)
+
+
+def entity_list(value: Any) -> list[str]:
+    r"""The entity strings of one row of the ``entities`` column.
+
+    Accepts a list of strings, a list of dicts holding the entity under ``text`` (GLOBE's
+    MP16-Reason), ``name`` or ``entity``, or a JSON string of either. A bare string that
+    is not JSON is one entity.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str):
+        s = value.strip()
+        if s.startswith("["):
+            try:
+                return entity_list(json.loads(s))
+            except (json.JSONDecodeError, RecursionError):
+                pass
+        return [s] if s else []
+    if isinstance(value, Mapping):
+        value = [value]
+    out: list[str] = []
+    try:
+        items = list(value)
+    except TypeError:
+        return []
+    for item in items:
+        if isinstance(item, Mapping):
+            item = item.get("text", item.get("name", item.get("entity")))
+        if isinstance(item, str) and item.strip():
+            out.append(item.strip())
+    return out
+
+
+def mentions(entities: Sequence[str], text: str) -> tuple[int, int]:
+    """(how many distinct entities ``text`` mentions, how many distinct entities there are).
+
+    Matching is on :func:`text_key` forms at word boundaries ("bus" is not found in
+    "business"); entities in scripts without spaces (Chinese, Japanese, Thai) match as
+    substrings.
+
+    >>> mentions(["Eiffel Tower", "café", "bus", "Eiffel tower"], "A CAFE near the eiffel  tower; business")
+    (2, 3)
+    """
+    keys = {k for k in (text_key(e) for e in entities) if k}
+    if not keys:
+        return 0, 0
+    padded = f" {text_key(text)} "
+    hit = sum(1 for k in keys if (f" {k} " in padded if _is_spaced_script(k) else k in padded))
+    return hit, len(keys)

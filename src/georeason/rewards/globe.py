@@ -1,0 +1,218 @@
+r"""GLOBE's answer rewards (arXiv 2506.14674): accuracy, visual grounding, format.
+
+The locatability reward, which needs a judge model, lives in
+:mod:`georeason.rewards.judges`.
+
+Where GLOBE's released plugin differs we follow the paper: the plugin matches names
+by substring with a 0.7 length ratio ("Georgia" ≈ "South Georgia"; "USA" never
+matches "United States") — we compare gazetteer keys with aliases and ISO codes; its
+visual reward counts lower-cased substrings ("bus" is found in "business") and scores
+0 when a sample has no entities — we match whole words and return None (nothing to
+score); its locatability judge errors score a silent 0 — ours are logged and give None.
+
+Completions are parsed with the ``globe`` protocol
+(``<think>…</think><answer>country: X\ncity: Y</answer>``) by default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from georeason.rewards.batch import (
+    cities_match,
+    column,
+    countries_match,
+    entity_list,
+    mentions,
+    parse_completions,
+    true_places,
+)
+from georeason.rewards.formulas import GLOBE_ALPHA, globe_accuracy_from_matches
+
+__all__ = [
+    "GlobeAccuracy",
+    "GlobeFormat",
+    "GlobeVisual",
+    "globe_accuracy",
+    "globe_format",
+    "globe_visual",
+    "make_globe_accuracy",
+]
+
+
+def _check_protocol(protocol: str) -> None:
+    from georeason.protocols import get_protocol
+
+    get_protocol(protocol)
+
+
+class GlobeAccuracy:
+    r"""GLOBE's accuracy reward, TRL signature, with configurable α.
+
+    .. math:: R_{geo} = \mathbb{1}[\text{country ok}]\cdot(\alpha\,\mathbb{1}[\text{city ok}] + 1 - \alpha)
+
+    Truth comes from the columns ``country_code``/``country`` and ``city``; where they are
+    missing and ``fill_from_coordinates`` is on, from reverse geocoding ``lat``/``lon``.
+    Countries compare by ISO code through the gazetteer's aliases ("USA" = "United States",
+    "Ivory Coast" = "Côte d'Ivoire"); cities by normalised name and GeoNames alternate
+    names within the true country ("München" = "Munich"). Rows without a true country or
+    city score None. Range [0, 1].
+
+    >>> acc = GlobeAccuracy(alpha=0.5, name="globe_accuracy_a05")
+    >>> acc(["<think>.</think><answer>country: France\ncity: Lyon</answer>"], country=["France"], city=["Paris"])
+    [0.5]
+    """
+
+    def __init__(
+        self,
+        alpha: float = GLOBE_ALPHA,
+        *,
+        protocol: str = "globe",
+        fill_from_coordinates: bool = True,
+        name: str = "globe_accuracy",
+    ) -> None:
+        if not 0.0 <= float(alpha) <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1] (GLOBE uses 0.8), got {alpha!r}")
+        _check_protocol(protocol)
+        self.alpha = float(alpha)
+        self.protocol = protocol
+        self.fill_from_coordinates = fill_from_coordinates
+        self.__name__ = name
+
+    def __repr__(self) -> str:
+        return f"GlobeAccuracy(alpha={self.alpha}, protocol={self.protocol!r}, name={self.__name__!r})"
+
+    def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
+        n = len(completions)
+        preds = parse_completions(completions, self.protocol)
+        truths = true_places(columns, n, self.__name__, fill_from_coordinates=self.fill_from_coordinates)
+        out: list[float | None] = []
+        for pred, truth in zip(preds, truths, strict=True):
+            if not truth.has_country or truth.city is None:
+                out.append(None)
+                continue
+            country_ok = countries_match(pred, truth)
+            city_ok = country_ok and cities_match(pred.city, truth.city, truth.country_code)
+            out.append(globe_accuracy_from_matches(country_ok, city_ok, self.alpha))
+        return out
+
+
+class GlobeVisual:
+    r"""GLOBE's visual-grounding reward: the share of the sample's entities the reasoning mentions.
+
+    .. math:: R_{vis} = \frac{|\{e \in E : e \text{ mentioned in the reasoning}\}|}{|E|}
+
+    ``E`` is the row's ``entities`` column (strings, or dicts with ``text`` as in
+    MP16-Reason), deduplicated after normalisation. Matching is case-, accent- and
+    punctuation-insensitive at word boundaries. The reasoning is the parser's
+    ``reasoning`` (the ``<think>`` block); a completion without one is searched whole,
+    as GLOBE's code does. No entities -> None. Range [0, 1].
+    """
+
+    def __init__(self, *, protocol: str = "globe", name: str = "globe_visual") -> None:
+        _check_protocol(protocol)
+        self.protocol = protocol
+        self.__name__ = name
+
+    def __repr__(self) -> str:
+        return f"GlobeVisual(protocol={self.protocol!r}, name={self.__name__!r})"
+
+    def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
+        n = len(completions)
+        entities = column(columns, "entities", n)
+        if entities is None:
+            raise KeyError(
+                f"{self.__name__} needs the dataset column 'entities' (the visual clues annotated per image)"
+            )
+        preds = parse_completions(completions, self.protocol)
+        out: list[float | None] = []
+        for pred, ents in zip(preds, entities, strict=True):
+            hit, total = mentions(entity_list(ents), pred.reasoning or pred.raw)
+            out.append(hit / total if total else None)
+        return out
+
+
+class GlobeFormat:
+    r"""GLOBE's format reward: 1 iff ``<think>…</think><answer>…</answer>`` and nothing after.
+
+    Read from the ``globe`` parser's ``format_ok``. Range {0, 1}; never None.
+    """
+
+    def __init__(self, *, protocol: str = "globe", name: str = "globe_format") -> None:
+        _check_protocol(protocol)
+        self.protocol = protocol
+        self.__name__ = name
+
+    def __repr__(self) -> str:
+        return f"GlobeFormat(protocol={self.protocol!r}, name={self.__name__!r})"
+
+    def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
+        return [1.0 if p.format_ok else 0.0 for p in parse_completions(completions, self.protocol)]
+
+
+_GLOBE_ACCURACY = GlobeAccuracy()
+_GLOBE_VISUAL = GlobeVisual()
+_GLOBE_FORMAT = GlobeFormat()
+
+
+def globe_accuracy(completions: Sequence[Any], **columns: Any) -> list[float | None]:
+    r"""GLOBE's accuracy reward with α = 0.8 (arXiv 2506.14674).
+
+    .. math:: R_{geo} = \mathbb{1}[\text{country ok}]\cdot(0.8\,\mathbb{1}[\text{city ok}] + 0.2)
+
+    1 for the right country and city, 0.2 for the right country only, 0 otherwise. Names
+    go through the gazetteer's aliases and accents, never substrings. Truth: columns
+    ``country_code``/``country`` and ``city`` (or reverse-geocoded ``lat``/``lon``).
+    Missing truth -> None. Range [0, 1]. See :func:`make_globe_accuracy` for another α.
+
+    >>> ans = lambda country, city: f"<think>...</think><answer>country: {country}\ncity: {city}</answer>"
+    >>> globe_accuracy([ans("USA", "NYC"), ans("United States", "Boston"), ans("Canada", "New York")],
+    ...                country=["United States"] * 3, city=["New York City"] * 3)
+    [1.0, 0.2, 0.0]
+    >>> globe_accuracy([ans("Ivory Coast", "Abidjan"), ans("Germany", "München")],
+    ...                country_code=["CI", "DE"], city=["Abidjan", "Munich"])
+    [1.0, 1.0]
+    """
+    return _GLOBE_ACCURACY(completions, **columns)
+
+
+def globe_visual(completions: Sequence[Any], **columns: Any) -> list[float | None]:
+    r"""GLOBE's visual-grounding reward: share of the row's ``entities`` the reasoning mentions.
+
+    .. math:: R_{vis} = |\{e \in E : e \text{ in reasoning}\}| \,/\, |E|
+
+    Whole words, case- and accent-insensitive; no entities -> None. Range [0, 1].
+
+    >>> done = "<think>A tram and the Café sign; a Tower in the distance.</think><answer>country: France\ncity: Paris</answer>"
+    >>> globe_visual([done, done, done], entities=[["tram", "cafe"], [{"text": "Eiffel Tower"}, {"text": "tram"}], []])
+    [1.0, 0.5, None]
+    """
+    return _GLOBE_VISUAL(completions, **columns)
+
+
+def globe_format(completions: Sequence[Any], **columns: Any) -> list[float | None]:
+    r"""GLOBE's format reward: 1 iff ``<think>…</think><answer>…</answer>`` and nothing after, else 0.
+
+    >>> globe_format(["<think>Snow, pines.</think><answer>country: Norway\ncity: Tromsø</answer>",
+    ...               "<answer>country: Norway</answer>",
+    ...               "<think>.</think><answer>country: Norway\ncity: Oslo</answer> Hope this helps!"])
+    [1.0, 0.0, 0.0]
+    """
+    return _GLOBE_FORMAT(completions, **columns)
+
+
+def make_globe_accuracy(
+    alpha: float = GLOBE_ALPHA,
+    *,
+    protocol: str = "globe",
+    fill_from_coordinates: bool = True,
+    name: str = "globe_accuracy",
+) -> GlobeAccuracy:
+    r"""GLOBE's accuracy reward with weight ``alpha`` on the city term (the paper uses 0.8).
+
+    >>> strict = make_globe_accuracy(alpha=1.0, name="globe_city_only")
+    >>> strict.__name__, strict(["<answer>country: Japan\ncity: Kyoto</answer>"], country=["Japan"], city=["Osaka"])
+    ('globe_city_only', [0.0])
+    """
+    return GlobeAccuracy(alpha, protocol=protocol, fill_from_coordinates=fill_from_coordinates, name=name)

@@ -1,0 +1,510 @@
+r"""GLOBE's locatability reward and the judges behind it (arXiv 2506.14674).
+
+GLOBE scores each completion by asking a judge VLM, given the image and the
+completion's location reasoning, whether the image is visually locatable, and
+reads the judge's next-token probabilities:
+
+.. math:: R_{loc} = \frac{P(\text{yes})}{P(\text{yes}) + P(\text{no})}
+
+A *judge* here is any callable
+
+``judge(completions: list[str], *, prompts: list | None, images: list | None) -> Sequence[float | None | BaseException]``
+
+returning one entry per completion: ``P(yes)`` in [0, 1], or ``None`` / an exception
+instance for an item it could not judge. Three are provided:
+
+- :class:`LogprobJudge` wraps any backend that returns the top log-probabilities of the
+  next token (a vLLM or other OpenAI-compatible server through
+  :class:`OpenAIChatLogprobs`, or your own function) and applies GLOBE's formula.
+- :class:`KeywordJudge` is a deterministic heuristic over the completion text (cue words
+  vs. hedges): cheap, offline, for smoke runs and tests — **not** GLOBE's judge.
+- any function of your own with the signature above.
+
+A judge failure is never a silent 0 (GLOBE's plugin catches every error and scores 0.0,
+and hard-codes its server's IP): the failure is logged (and, inside TRL, counted in the
+metric ``<reward name>/judge_failures``) and the item scores ``None`` — or, with
+``on_error="raise"``, :class:`~georeason.rewards.formulas.JudgeError` is raised.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import math
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from georeason.protocols import completion_text
+from georeason.rewards.batch import text_key
+from georeason.rewards.formulas import (
+    GLOBE_NO_TOKENS,
+    GLOBE_YES_TOKENS,
+    JudgeError,
+    locatability_from_logprobs,
+)
+
+logger = logging.getLogger("georeason.rewards")
+
+__all__ = [
+    "GLOBE_JUDGE_PROMPT",
+    "GlobeLocatability",
+    "JudgeError",
+    "KeywordJudge",
+    "LogprobBackend",
+    "LogprobJudge",
+    "OpenAIChatLogprobs",
+    "make_globe_locatability",
+    "resolve_judge",
+]
+
+# The instruction GLOBE's released plugin sends its locatability judge (system message).
+GLOBE_JUDGE_PROMPT = (
+    "Given input image and its location reasoning text, please determine if the image is visually "
+    "locatable, then output \u201cyes\u201d or \u201cno\u201d directly.\n"
+)
+
+# backend(text, image, system_prompt) -> top log-probabilities of the judge's next token
+LogprobBackend = Callable[[str, Any, str], "Mapping[str, float] | Iterable[tuple[str, float]]"]
+JudgeOutput = Sequence["float | BaseException | None"]
+
+
+class LogprobJudge:
+    r"""A locatability judge over any backend that returns next-token log-probabilities.
+
+    ``backend(text, image, system_prompt)`` returns the top log-probabilities of the judge's
+    first answer token, as a mapping ``{token: logprob}`` or ``(token, logprob)`` pairs.
+    Each item scores ``P(yes)/(P(yes)+P(no))`` (tokens compared after stripping spaces;
+    GLOBE counts ``yes/Yes/YES`` and ``no/No/NO``). A backend exception, or no yes/no token
+    among the top log-probs, makes that item a :class:`JudgeError` (reported by the reward).
+    ``max_workers > 1`` queries the backend from a thread pool (remote servers batch them).
+
+    >>> import math
+    >>> table = {"locatable": {"yes": math.log(0.9), "no": math.log(0.1)}, "vague": {"no": 0.0}}
+    >>> judge = LogprobJudge(lambda text, image, system: table[text])
+    >>> [round(x, 6) for x in judge(["locatable", "vague"])]
+    [0.9, 0.0]
+    """
+
+    def __init__(
+        self,
+        backend: LogprobBackend,
+        *,
+        system_prompt: str = GLOBE_JUDGE_PROMPT,
+        yes_tokens: Iterable[str] = GLOBE_YES_TOKENS,
+        no_tokens: Iterable[str] = GLOBE_NO_TOKENS,
+        max_workers: int = 1,
+    ) -> None:
+        if not callable(backend):
+            raise TypeError(
+                f"backend must be callable (text, image, system_prompt) -> log-probs, got {backend!r}"
+            )
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+        self.backend = backend
+        self.system_prompt = system_prompt
+        self.yes_tokens = tuple(yes_tokens)
+        self.no_tokens = tuple(no_tokens)
+        self.max_workers = max_workers
+
+    def __repr__(self) -> str:
+        return f"LogprobJudge(backend={self.backend!r}, max_workers={self.max_workers})"
+
+    def score(self, text: str, image: Any = None) -> float:
+        r"""P(yes)/(P(yes)+P(no)) for one completion; raises :class:`JudgeError` on failure."""
+        try:
+            top = self.backend(text, image, self.system_prompt)
+        except JudgeError:
+            raise
+        except Exception as exc:
+            raise JudgeError(f"judge backend failed: {type(exc).__name__}: {exc}") from exc
+        return locatability_from_logprobs(top, self.yes_tokens, self.no_tokens)
+
+    def _score_or_error(self, args: tuple[str, Any]) -> float | BaseException:
+        try:
+            return self.score(*args)
+        except JudgeError as exc:
+            return exc
+
+    def __call__(
+        self,
+        completions: Sequence[str],
+        *,
+        prompts: Sequence[Any] | None = None,
+        images: Sequence[Any] | None = None,
+    ) -> list[float | BaseException]:
+        items = [(text, images[i] if images is not None else None) for i, text in enumerate(completions)]
+        if self.max_workers == 1 or len(items) <= 1:
+            return [self._score_or_error(it) for it in items]
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            return list(pool.map(self._score_or_error, items))
+
+
+class OpenAIChatLogprobs:
+    r"""Logprob backend for an OpenAI-compatible chat server (vLLM, SGLang, TGI, ...).
+
+    Sends the image (if any) and the completion as the user turn, GLOBE's judge
+    instruction as the system turn, asks for one token with ``top_logprobs`` and returns
+    ``{token: logprob}`` of that token. Uses only the standard library (no ``openai``
+    package). The URL and key come from the arguments (no hard-coded server); ``api_key``
+    defaults to ``$OPENAI_API_KEY`` or ``"EMPTY"`` (vLLM's convention).
+    Images may be a PIL image, bytes, a file path, or a dict with ``bytes`` or ``path``
+    (Hugging Face ``Image`` feature), or a list of these (the first is sent).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        top_logprobs: int = 5,
+        timeout: float = 60.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {base_url!r}"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "EMPTY")
+        self.top_logprobs = top_logprobs
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatLogprobs(base_url={self.base_url!r}, model={self.model!r})"
+
+    def __call__(self, text: str, image: Any, system_prompt: str) -> dict[str, float]:
+        user: list[dict[str, Any]] = []
+        url = _image_data_url(image)
+        if url is not None:
+            user.append({"type": "image_url", "image_url": {"url": url}})
+        user.append({"type": "text", "text": text})
+        body = {
+            "model": self.model,
+            "messages": [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "top_logprobs": self.top_logprobs,
+        }
+        req = urllib.request.Request(
+            f"{self.base_url}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                payload = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:300].decode(errors="replace")
+            raise JudgeError(f"judge server {self.base_url} answered HTTP {exc.code}: {detail}") from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise JudgeError(f"judge server {self.base_url} unreachable: {exc}") from exc
+        try:
+            first = payload["choices"][0]["logprobs"]["content"][0]
+            return {str(t["token"]): float(t["logprob"]) for t in first["top_logprobs"]}
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise JudgeError(
+                f"judge server {self.base_url} returned no top_logprobs: {str(payload)[:300]}"
+            ) from exc
+
+
+def _image_data_url(image: Any) -> str | None:
+    if image is None:
+        return None
+    if isinstance(image, (list, tuple)):
+        return _image_data_url(image[0]) if image else None
+    if isinstance(image, Mapping):
+        if image.get("bytes"):
+            return _image_data_url(image["bytes"])
+        return _image_data_url(image.get("path"))
+    if isinstance(image, (bytes, bytearray)):
+        data = bytes(image)
+    elif isinstance(image, (str, os.PathLike)):
+        with open(image, "rb") as f:
+            data = f.read()
+    elif hasattr(image, "save"):  # PIL.Image.Image
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, format="PNG")
+        data = buf.getvalue()
+    else:
+        raise JudgeError(f"cannot send an image of type {type(image).__name__} to the judge")
+    return "data:image;base64," + base64.b64encode(data).decode()
+
+
+# Phrases in a completion that point at concrete, place-specific evidence ...
+_CUES = (
+    "sign",
+    "signs",
+    "signage",
+    "street sign",
+    "street signs",
+    "road sign",
+    "road signs",
+    "license plate",
+    "license plates",
+    "licence plate",
+    "number plate",
+    "flag",
+    "flags",
+    "script",
+    "language",
+    "written in",
+    "text reads",
+    "landmark",
+    "landmarks",
+    "monument",
+    "cathedral",
+    "temple",
+    "mosque",
+    "pagoda",
+    "church",
+    "architecture",
+    "architectural",
+    "bollard",
+    "bollards",
+    "road markings",
+    "drives on the left",
+    "driving on the left",
+    "drives on the right",
+    "driving on the right",
+    "coastline",
+    "mountains",
+    "mountain range",
+    "volcano",
+    "desert",
+    "rainforest",
+    "palm trees",
+    "vegetation",
+    "brand",
+    "storefront",
+    "shop names",
+    "utility poles",
+    "currency",
+    "skyline",
+)
+# ... and phrases that admit there is none.
+_HEDGES = (
+    "cannot determine",
+    "can not determine",
+    "can't determine",
+    "impossible to",
+    "not possible to",
+    "hard to tell",
+    "difficult to determine",
+    "difficult to tell",
+    "unclear",
+    "no clear",
+    "no distinctive",
+    "no visible",
+    "no identifiable",
+    "not enough",
+    "insufficient",
+    "generic",
+    "could be anywhere",
+    "anywhere in the world",
+    "indoor",
+    "indoors",
+    "close up",
+    "close-up",
+    "uncertain",
+    "ambiguous",
+    "no landmarks",
+    "no text",
+)
+
+
+class KeywordJudge:
+    r"""A deterministic locatability heuristic over the completion text — a stand-in judge.
+
+    Counts distinct cue phrases (signs, script, landmarks, driving side, vegetation, ...)
+    and hedge phrases ("cannot determine", "generic", "indoors", ...) at word boundaries,
+    then smooths: ``P(yes) = (1 + cues) / (2 + cues + hedge_weight · hedges)``, so an
+    empty text gives 0.5. It never sees the image: use it for offline smoke runs and
+    tests of the reward plumbing, not to reproduce GLOBE (whose judge is a VLM).
+
+    >>> judge = KeywordJudge()
+    >>> [round(p, 3) for p in judge(["Road signs in Cyrillic script and a cathedral dome.",
+    ...                              "A generic indoor close-up; impossible to tell.", ""])]
+    [0.833, 0.1, 0.5]
+    """
+
+    def __init__(
+        self, cues: Iterable[str] = _CUES, hedges: Iterable[str] = _HEDGES, *, hedge_weight: float = 2.0
+    ) -> None:
+        if hedge_weight < 0:
+            raise ValueError(f"hedge_weight must be >= 0, got {hedge_weight}")
+        # dict.fromkeys: distinct phrases after normalisation ("close-up" == "close up")
+        self.cues = tuple(dict.fromkeys(k for k in (text_key(c) for c in cues) if k))
+        self.hedges = tuple(dict.fromkeys(k for k in (text_key(h) for h in hedges) if k))
+        self.hedge_weight = float(hedge_weight)
+
+    def __repr__(self) -> str:
+        return f"KeywordJudge({len(self.cues)} cues, {len(self.hedges)} hedges, hedge_weight={self.hedge_weight})"
+
+    def score(self, text: str) -> float:
+        padded = f" {text_key(text)} "
+        cues = sum(1 for c in self.cues if f" {c} " in padded)
+        hedges = sum(1 for h in self.hedges if f" {h} " in padded)
+        return (1.0 + cues) / (2.0 + cues + self.hedge_weight * hedges)
+
+    def __call__(
+        self,
+        completions: Sequence[str],
+        *,
+        prompts: Sequence[Any] | None = None,
+        images: Sequence[Any] | None = None,
+    ) -> list[float]:
+        return [self.score(t) for t in completions]
+
+
+def resolve_judge(
+    judge: Any, *, judge_model: str | None = None, max_workers: int = 8
+) -> Callable[..., JudgeOutput]:
+    r"""A judge from a config value: a callable (used as is), ``"keyword"`` (:class:`KeywordJudge`),
+    an ``http(s)://`` URL of an OpenAI-compatible server (:class:`LogprobJudge` over
+    :class:`OpenAIChatLogprobs`, needs ``judge_model``), or a ``"package.module:name"`` path to
+    a judge or a judge class (instantiated without arguments).
+
+    >>> resolve_judge("keyword")
+    KeywordJudge(48 cues, 25 hedges, hedge_weight=2.0)
+    """
+    if callable(judge) and not isinstance(judge, type):
+        return judge
+    if isinstance(judge, str):
+        if judge == "keyword":
+            return KeywordJudge()
+        if judge.startswith(("http://", "https://")):
+            if not judge_model:
+                raise ValueError(f"a judge server URL ({judge}) needs judge_model=<the served model name>")
+            return LogprobJudge(OpenAIChatLogprobs(judge, judge_model), max_workers=max_workers)
+        from georeason.rewards.registry import import_object
+
+        obj = import_object(judge, what="judge")
+        return resolve_judge(obj() if isinstance(obj, type) else obj)
+    if isinstance(judge, type):
+        return resolve_judge(judge())
+    raise TypeError(
+        "judge must be a callable (completions, *, prompts, images) -> P(yes) list, 'keyword', an http(s) URL "
+        f"of an OpenAI-compatible judge server, or a 'package.module:name' path; got {judge!r}"
+    )
+
+
+class GlobeLocatability:
+    r"""GLOBE's locatability reward ``R_loc = P(yes)/(P(yes)+P(no))`` from a pluggable judge.
+
+    The judge gets the completion texts, and the ``prompts`` and the images (column
+    ``images`` or ``image``) when the batch has them. A judge that raises fails the whole
+    batch; an item given as ``None``, an exception, NaN or a value outside [0, 1] fails
+    that item. Failures are logged with their reason and score ``None`` (``on_error="none"``,
+    the default: TRL then leaves them out of the advantage) or raise :class:`JudgeError`
+    (``on_error="raise"``). Never a silent 0.
+
+    >>> loc = GlobeLocatability(KeywordJudge())
+    >>> [round(x, 3) for x in loc(["<think>Cyrillic road signs.</think><answer>country: Russia\ncity: Moscow</answer>"])]
+    [0.75]
+    """
+
+    def __init__(
+        self,
+        judge: Any,
+        *,
+        on_error: Literal["none", "raise"] = "none",
+        name: str = "globe_locatability",
+        judge_model: str | None = None,
+    ) -> None:
+        if on_error not in ("none", "raise"):
+            raise ValueError(f"on_error must be 'none' or 'raise', got {on_error!r}")
+        self.judge = resolve_judge(judge, judge_model=judge_model)
+        self.on_error = on_error
+        self.__name__ = name
+
+    def __repr__(self) -> str:
+        return f"GlobeLocatability(judge={self.judge!r}, on_error={self.on_error!r}, name={self.__name__!r})"
+
+    def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
+        n = len(completions)
+        texts = []
+        for c in completions:
+            try:
+                texts.append(completion_text(c))
+            except Exception:
+                texts.append("")
+        images = columns.get("images", columns.get("image"))
+        prompts = columns.get("prompts")
+        try:
+            raw = list(self.judge(texts, prompts=prompts, images=images))
+            if len(raw) != n:
+                raise JudgeError(f"judge returned {len(raw)} values for {n} completions")
+        except Exception as exc:
+            logger.error(
+                "%s: the judge failed on a batch of %d: %s: %s", self.__name__, n, type(exc).__name__, exc
+            )
+            self._log_failures(columns, n)
+            if self.on_error == "raise":
+                raise exc if isinstance(exc, JudgeError) else JudgeError(f"judge failed: {exc}") from exc
+            return [None] * n
+        out: list[float | None] = []
+        failures: list[str] = []
+        for i, value in enumerate(raw):
+            reason = _item_failure(value)
+            if reason is None:
+                out.append(float(value))  # type: ignore[arg-type]
+            else:
+                failures.append(f"#{i}: {reason}")
+                out.append(None)
+        if failures:
+            shown = "; ".join(failures[:5]) + (
+                f"; ... ({len(failures) - 5} more)" if len(failures) > 5 else ""
+            )
+            logger.error(
+                "%s: the judge failed on %d of %d completions: %s", self.__name__, len(failures), n, shown
+            )
+            self._log_failures(columns, len(failures))
+            if self.on_error == "raise":
+                raise JudgeError(f"judge failed on {len(failures)} of {n} completions: {shown}")
+        return out
+
+    def _log_failures(self, columns: Mapping[str, Any], count: int) -> None:
+        log_metric = columns.get("log_metric")
+        if callable(log_metric):  # TRL >= 1.x passes it: the count shows beside the reward curves
+            try:
+                log_metric(f"{self.__name__}/judge_failures", float(count))
+            except Exception:  # logging must never fail the step
+                logger.debug("log_metric failed", exc_info=True)
+
+
+def _item_failure(value: Any) -> str | None:
+    if value is None:
+        return "no value"
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return f"not a probability: {value!r}"
+    if not math.isfinite(x) or not 0.0 <= x <= 1.0:
+        return f"not a probability in [0, 1]: {value!r}"
+    return None
+
+
+def make_globe_locatability(
+    judge: Any,
+    *,
+    on_error: Literal["none", "raise"] = "none",
+    name: str = "globe_locatability",
+    judge_model: str | None = None,
+) -> GlobeLocatability:
+    r"""GLOBE's locatability reward over ``judge`` (see :func:`resolve_judge` for the accepted forms).
+
+    >>> reward = make_globe_locatability(lambda texts, **_: [0.9 if "sign" in t else 0.2 for t in texts])
+    >>> reward.__name__, reward(["a street sign", "a wall"])
+    ('globe_locatability', [0.9, 0.2])
+    """
+    return GlobeLocatability(judge, on_error=on_error, name=name, judge_model=judge_model)
