@@ -40,7 +40,7 @@ from georeason.rewards.formulas import (
     hierarchy_from_matches,
     locatability_from_logprobs,
 )
-from georeason.rewards.geor import GeoRReward, geor, geor_distance, geor_format, make_geor
+from georeason.rewards.geo_r import GeoRReward, geor, geor_distance, geor_format, make_geor
 from georeason.rewards.globe import (
     GlobeAccuracy,
     GlobeFormat,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from georeason.rewards.geor import geor, geor_distance, geor_format, make_geor
+from georeason.rewards.geo_r import geor, geor_distance, geor_format, make_geor
 from georeason.rewards.globe import globe_accuracy, globe_format, globe_visual, make_globe_accuracy
 from georeason.rewards.judges import make_globe_locatability
 from georeason.rewards.ours import (
@@ -122,10 +122,10 @@ def get_reward(name: str, **options: Any) -> RewardFunc:
     'geor'
     >>> get_reward("globe_accuracy", alpha=0.5).alpha
     0.5
-    >>> get_reward("geo_r")
+    >>> get_reward("geo-r")
     Traceback (most recent call last):
     ...
-    ValueError: unknown reward 'geo_r' (did you mean 'geor'?); known rewards: consistency, geor, geor_distance, geor_format, geoscore, globe_accuracy, globe_format, globe_locatability, globe_visual, hierarchy; or give 'package.module:function'
+    ValueError: unknown reward 'geo-r' (did you mean 'geor'?); known rewards: consistency, geor, geor_distance, geor_format, geoscore, globe_accuracy, globe_format, globe_locatability, globe_visual, hierarchy; or give 'package.module:function'
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"reward name must be a non-empty string, got {name!r}")
