@@ -15,8 +15,8 @@ client and server.
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import io
 import math
 import os
