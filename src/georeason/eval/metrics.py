@@ -53,7 +53,7 @@ GEOSCORE_SCALE_KM = 1492.7
 """PIGEON's GeoScore: 5000 * exp(-d / 1492.7) (Haas et al., CVPR 2024)."""
 
 DEFAULT_N_BOOTSTRAP = 1000
-DEFAULT_BINS = 1024
+DEFAULT_BINS = 256
 HIERARCHY_LEVELS: tuple[str, ...] = ("continent", "country", "admin1", "city")
 
 _CONVENTIONS = {
@@ -743,25 +743,31 @@ def compute_metrics(
     source: str | None = None
     if per_continent:
         if continents is not None:
-            cont_all = np.asarray(continents, dtype=object).reshape(-1)
-            if cont_all.size != n_total:
-                raise ValueError(f"continents has {cont_all.size} rows, the coordinates have {n_total}")
-            # Normalise each distinct label once (a million rows hold a handful of labels).
-            idx, uniq = pd.factorize(pd.Series(cont_all[keep]), use_na_sentinel=False)
-            mapped = np.array([_continent_code(u) for u in uniq], dtype=object)
-            cont = mapped[idx] if len(mapped) else np.empty(0, dtype=object)
+            raw = np.asarray(continents, dtype=object).reshape(-1)
+            if raw.size != n_total:
+                raise ValueError(f"continents has {raw.size} rows, the coordinates have {n_total}")
+            raw = raw[keep]
             source = "labels"
         else:
             from georeason.geo import reverse_geocode_batch
 
-            cont = np.asarray(reverse_geocode_batch(tla, tlo).continent, dtype=object)
+            raw = np.asarray(reverse_geocode_batch(tla, tlo).continent, dtype=object)
             source = "reverse_geocode"
-        cont = np.where(cont == "", "unknown", cont)  # truth the geocoder could not place
-        inverse, codes = pd.factorize(pd.Series(cont, dtype=object), use_na_sentinel=False)
-        order = sorted(range(len(codes)), key=lambda i: (codes[i] not in CONTINENT_NAMES, codes[i]))
-        for i in order:
-            sel = inverse == i
-            code = str(codes[i])
+        # Normalise each distinct label once: a million rows hold a handful of labels.
+        # (factorize on the numpy object array: a pandas Series would first convert
+        # a million strings to an Arrow string column.)
+        idx, uniq = pd.factorize(raw, use_na_sentinel=False)
+        codes: list[str] = []
+        lut = np.empty(len(uniq), dtype=np.int64)
+        for j, u in enumerate(uniq):
+            code = _continent_code(u) or "unknown"  # "" = the geocoder could not place it
+            if code not in codes:
+                codes.append(code)
+            lut[j] = codes.index(code)
+        group = lut[idx]
+        for gi in sorted(range(len(codes)), key=lambda i: (codes[i] not in CONTINENT_NAMES, codes[i])):
+            sel = group == gi
+            code = codes[gi]
             grng = _group_rng(seed, code) if (per_continent_ci and n_bootstrap > 0) else None
             per[code] = _summarise(
                 d[sel], int(out_of_range[sel].sum()), thresholds, n_bootstrap, confidence, grng, bins
