@@ -476,6 +476,58 @@ def test_locatability_configuration_errors() -> None:
     )
 
 
+def test_backend_judge_over_an_infer_backend(caplog: pytest.LogCaptureFixture) -> None:
+    pil = pytest.importorskip("PIL.Image")
+    import io
+
+    from georeason.infer.base import Backend, Request, Response
+
+    class TextBackend(Backend):
+        """A deterministic backend: P(yes) from the text, (-inf, -inf) or None on cue."""
+
+        name = "text"
+
+        def __init__(self) -> None:
+            self.seen: list[Request] = []
+
+        def generate(self, requests: list[Request], **kw: object) -> list[Response]:
+            return [Response(id=r.id, text="yes") for r in requests]
+
+        def yes_no_logprobs(
+            self, requests: list[Request], *, yes: str = "yes", no: str = "no"
+        ) -> list[tuple[float, float] | None]:
+            self.seen.extend(requests)
+            out: list[tuple[float, float] | None] = []
+            for r in requests:
+                text = r.messages[-1]["content"][-1]["text"]
+                if "fail" in text:
+                    out.append(None)
+                elif "silent" in text:
+                    out.append((-math.inf, -math.inf))
+                else:
+                    p = 0.8 if "signs" in text else 0.2
+                    out.append((math.log(p), math.log(1 - p)))
+            return out
+
+    buf = io.BytesIO()
+    pil.new("L", (8, 6), 128).save(buf, format="PNG")
+    backend = TextBackend()
+    reward = make_globe_locatability(backend)
+    assert isinstance(reward.judge, judges.BackendJudge)
+    with caplog.at_level(logging.ERROR, logger="georeason.rewards"):
+        out = reward(
+            ["signs", "wall", "fail", "silent", "signs"],
+            images=[[buf.getvalue()], None, None, None, b"not an image"],
+        )
+    assert out == [pytest.approx(0.8), pytest.approx(0.2), None, None, None]
+    assert "3 of 5" in caplog.text and "cannot load the image" in caplog.text
+    first = backend.seen[0]
+    assert first.image is not None and first.image.mode == "RGB" and first.image.size == (8, 6)
+    assert first.messages[0] == {"role": "system", "content": judges.GLOBE_JUDGE_PROMPT}
+    assert first.messages[1]["content"][0] == {"type": "image"}
+    assert backend.seen[1].image is None and backend.seen[1].messages[1]["content"][0]["type"] == "text"
+
+
 class _JudgeServer(http.server.BaseHTTPRequestHandler):
     """A minimal OpenAI-compatible chat endpoint answering with fixed top log-probs."""
 

@@ -52,6 +52,7 @@ from georeason.rewards.globe import (
 )
 from georeason.rewards.judges import (
     GLOBE_JUDGE_PROMPT,
+    BackendJudge,
     GlobeLocatability,
     KeywordJudge,
     LogprobJudge,
@@ -85,6 +86,7 @@ __all__ = [
     "GLOBE_JUDGE_PROMPT",
     "REWARDS",
     "REWARD_RANGES",
+    "BackendJudge",
     "ConsistencyReward",
     "GeoRReward",
     "GeoScoreReward",

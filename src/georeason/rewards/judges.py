@@ -11,11 +11,13 @@ A *judge* here is any callable
 ``judge(completions: list[str], *, prompts: list | None, images: list | None) -> Sequence[float | None | BaseException]``
 
 returning one entry per completion: ``P(yes)`` in [0, 1], or ``None`` / an exception
-instance for an item it could not judge. Three are provided:
+instance for an item it could not judge. Four are provided:
 
 - :class:`LogprobJudge` wraps any backend that returns the top log-probabilities of the
   next token (a vLLM or other OpenAI-compatible server through
   :class:`OpenAIChatLogprobs`, or your own function) and applies GLOBE's formula.
+- :class:`BackendJudge` uses any :mod:`georeason.infer` backend (``hf``, ``openai``,
+  ``vllm``) through its ``yes_no_logprobs``.
 - :class:`KeywordJudge` is a deterministic heuristic over the completion text (cue words
   vs. hedges): cheap, offline, for smoke runs and tests — **not** GLOBE's judge.
 - any function of your own with the signature above.
@@ -53,6 +55,7 @@ logger = logging.getLogger("georeason.rewards")
 
 __all__ = [
     "GLOBE_JUDGE_PROMPT",
+    "BackendJudge",
     "GlobeLocatability",
     "JudgeError",
     "KeywordJudge",
@@ -238,6 +241,80 @@ def _image_data_url(image: Any) -> str | None:
     return "data:image;base64," + base64.b64encode(data).decode()
 
 
+class BackendJudge:
+    """A locatability judge over a :class:`georeason.infer.base.Backend` (``hf``, ``openai``, ``vllm``).
+
+    Builds one request per completion — GLOBE's judge instruction as the system turn, the
+    image and the completion as the user turn — and asks the backend's
+    ``yes_no_logprobs`` for ``(log P(yes), log P(no))`` of the next token, then
+    ``P(yes)/(P(yes)+P(no))``. A request the backend could not score (``None``), or with no
+    probability on either answer, becomes a :class:`JudgeError` for that item. Images may
+    be PIL images, paths, bytes, Hugging Face ``Image`` dicts or lists of these (the first
+    is used); non-PIL ones are loaded with :func:`georeason.data.images.load_image`.
+    """
+
+    def __init__(
+        self, backend: Any, *, system_prompt: str = GLOBE_JUDGE_PROMPT, max_pixels: int | None = None
+    ) -> None:
+        if not hasattr(backend, "yes_no_logprobs"):
+            raise TypeError(
+                f"backend must have yes_no_logprobs(requests) (a georeason.infer Backend), got {backend!r}"
+            )
+        self.backend = backend
+        self.system_prompt = system_prompt
+        self.max_pixels = max_pixels
+
+    def __repr__(self) -> str:
+        return f"BackendJudge(backend={self.backend!r})"
+
+    def _image(self, image: Any) -> Any:
+        if isinstance(image, (list, tuple)):
+            image = image[0] if image else None
+        if isinstance(image, Mapping):
+            image = image.get("bytes") or image.get("path")
+        if image is None:
+            return None
+        from georeason.data.images import load_image  # needs Pillow: imported only for image judges
+
+        return load_image(image, max_pixels=self.max_pixels)
+
+    def __call__(
+        self,
+        completions: Sequence[str],
+        *,
+        prompts: Sequence[Any] | None = None,
+        images: Sequence[Any] | None = None,
+    ) -> list[float | BaseException]:
+        from georeason.infer.base import Request, yes_probability
+
+        out: list[float | BaseException | None] = [None] * len(completions)
+        requests, where = [], []
+        for i, text in enumerate(completions):
+            try:
+                image = self._image(images[i]) if images is not None else None
+            except Exception as exc:  # an unreadable image fails that item only
+                out[i] = JudgeError(f"cannot load the image for the judge: {exc}")
+                continue
+            user: list[dict[str, Any]] = [{"type": "image"}] if image is not None else []
+            user.append({"type": "text", "text": text})
+            messages: list[dict[str, Any]] = [
+                {"role": "system", "content": self.system_prompt},
+                {"role": "user", "content": user},
+            ]
+            requests.append(Request(id=str(i), image=image, messages=messages))
+            where.append(i)
+        if requests:
+            logprobs = self.backend.yes_no_logprobs(requests)
+            if len(logprobs) != len(requests):
+                raise JudgeError(
+                    f"backend returned {len(logprobs)} log-probability pairs for {len(requests)} requests"
+                )
+            for i, lp in zip(where, logprobs, strict=True):
+                p = yes_probability(lp)
+                out[i] = JudgeError("the backend gave no yes/no log-probabilities") if p is None else p
+        return [x if x is not None else JudgeError("not judged") for x in out]
+
+
 # Phrases in a completion that point at concrete, place-specific evidence ...
 _CUES = (
     "sign",
@@ -375,6 +452,8 @@ def resolve_judge(
     >>> resolve_judge("keyword")
     KeywordJudge(48 cues, 25 hedges, hedge_weight=2.0)
     """
+    if hasattr(judge, "yes_no_logprobs") and not isinstance(judge, type):
+        return BackendJudge(judge)
     if callable(judge) and not isinstance(judge, type):
         return judge
     if isinstance(judge, str):
