@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from georeason.protocols.parsing import clean_name, scan_coordinates, scan_keys
 from georeason.types import CONTINENT_NAMES, GeoSample, Prediction
 
 
@@ -334,7 +335,7 @@ def set_continent(pred: Prediction, name: str | None) -> None:
         pred.continent = code
 
 
-def read_coordinates(pred: Prediction, answer: str) -> None:
+def read_coordinates(pred: Prediction, answer: str) -> bool:
     """Scan ``answer`` for (lat, lon) pairs and fill ``lat``, ``lon``, ``n_coordinates``.
 
     When the answer holds several valid pairs, ``lat``/``lon`` are the **last**
@@ -343,9 +344,9 @@ def read_coordinates(pred: Prediction, answer: str) -> None:
     last, and Geo-R's format puts the coordinates last in the chain. The
     count stays in ``n_coordinates`` (Geo-R's format reward needs exactly one)
     and the error ``"N coordinate pairs"`` says the answer was not one pair.
-    """
-    from georeason.protocols.parsing import scan_coordinates
 
+    Returns whether the scan had to skip text (too many digits).
+    """
     scan = scan_coordinates(answer, normalized=True)
     pred.errors.extend(scan.errors)
     pred.n_coordinates = len(scan.pairs)
@@ -355,6 +356,7 @@ def read_coordinates(pred: Prediction, answer: str) -> None:
             pred.errors.append(f"{len(scan.pairs)} coordinate pairs; used the last")
     else:
         pred.errors.append("no coordinates")
+    return scan.truncated
 
 
 LEVEL_LABELS: dict[str, str] = {
@@ -366,7 +368,7 @@ LEVEL_LABELS: dict[str, str] = {
 }
 
 
-def read_levels(pred: Prediction, answer: str) -> dict[str, int]:
+def read_levels(pred: Prediction, answer: str) -> tuple[dict[str, int], bool]:
     """Fill the name levels of ``pred`` from the ``Key: value`` fields of ``answer``.
 
     Returns, per level present (``continent``, ``country``, ``admin1``,
@@ -374,11 +376,13 @@ def read_levels(pred: Prediction, answer: str) -> dict[str, int]:
     present when its key is there with a non-empty value (``"N/A"`` counts as
     present and gives ``None``); ``coordinates`` is present with a
     ``Coordinates:`` key (any value) or with both ``Latitude:`` and
-    ``Longitude:``. A level written twice keeps the last value (noted).
+    ``Longitude:``. A level written twice keeps the last value (noted). The
+    second item says whether the scan had to skip text (too many fields).
     """
-    from georeason.protocols.parsing import clean_name, scan_keys
-
-    fields = scan_keys(answer, normalized=True)
+    scan = scan_keys(answer, normalized=True)
+    fields = scan.fields
+    if scan.truncated:
+        pred.errors.append("answer holds too many fields; read only its end")
     by_level: dict[str, list[int]] = {}
     for i, f in enumerate(fields):
         by_level.setdefault(f.level, []).append(i)
@@ -414,7 +418,7 @@ def read_levels(pred: Prediction, answer: str) -> dict[str, int]:
         pred.errors.append(
             "levels out of order (expected " + " > ".join(LEVEL_LABELS[x] for x in order) + ")"
         )
-    return present
+    return present, scan.truncated
 
 
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")

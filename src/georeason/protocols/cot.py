@@ -7,7 +7,7 @@ line starting with ``Answer``, ``Coordinates``, ``Location`` or ``GPS`` (through
 Markdown); else the last :data:`~georeason.protocols.parsing.MAX_ANSWER_CHARS`
 characters. The reasoning is the text before it.
 
-``format_ok``: the answer region holds exactly one valid pair.
+``format_ok``: the answer region holds exactly one valid pair, and the parser read all of it.
 """
 
 from __future__ import annotations
@@ -65,8 +65,10 @@ class CotProtocol(AnswerProtocol):
     def _parse(self, text: str) -> Prediction:
         region = split_completion(text)
         pred = Prediction(raw=text, reasoning=region.reasoning, errors=list(region.errors))
+        capped = region.truncated
         if region.answer_tag or region.think_close:
             answer = region.answer
+            capped = region.capped
         else:
             body = region.text
             offset = max(0, len(body) - MAX_ANSWER_CHARS)
@@ -76,8 +78,8 @@ class CotProtocol(AnswerProtocol):
                 start = 0
             answer = body[offset + start :]
             pred.reasoning = body[: offset + start].strip()
-        read_coordinates(pred, normalize_text(answer))
-        pred.format_ok = pred.n_coordinates == 1
+        cut = read_coordinates(pred, normalize_text(answer))
+        pred.format_ok = pred.n_coordinates == 1 and not (cut or capped)
         return dedupe_errors(pred)
 
     def format_answer(self, sample: GeoSample | Mapping[str, Any]) -> str:

@@ -16,7 +16,8 @@ non-empty value; State may be ``N/A``) **and** the answer holds exactly one
 valid (lat, lon) pair — the paper's format condition (r_format = 1 iff exactly
 one valid pair) plus the chain itself. Other problems (levels out of order or
 on one line, a missing ``<answer>`` tag, text after ``</answer>``, hedges) are
-recorded in ``errors`` without failing the format.
+recorded in ``errors`` without failing the format. A completion the parser
+had to cut (see :mod:`georeason.protocols.parsing`) is never ``format_ok``.
 """
 
 from __future__ import annotations
@@ -82,12 +83,13 @@ class GeoRProtocol(AnswerProtocol):
         if not region.answer_tag:
             pred.errors.append("no <answer> tag")
         answer = normalize_text(region.answer)
-        present = read_levels(pred, answer)
-        read_coordinates(pred, answer)
+        present, keys_cut = read_levels(pred, answer)
+        coords_cut = read_coordinates(pred, answer)
         missing = [lvl for lvl in self.levels if lvl not in present]
         for lvl in missing:
             pred.errors.append(f"missing level: {LEVEL_LABELS[lvl]}")
-        pred.format_ok = not missing and pred.n_coordinates == 1
+        capped = region.capped or keys_cut or coords_cut
+        pred.format_ok = not missing and pred.n_coordinates == 1 and not capped
         return dedupe_errors(pred)
 
     def format_answer(self, sample: GeoSample | Mapping[str, Any]) -> str:

@@ -10,7 +10,8 @@ geocoding, done by the evaluation; ``parse(..., geocode=True)`` (or
 ``format_ok`` (this protocol's rule, the paper's format check): the completion
 is ``<think>…</think>`` then ``<answer>…</answer>`` — one of each, starting
 with ``<think>``, only whitespace between and after — and the answer has a
-non-empty ``country:`` line and a non-empty ``city:`` line.
+non-empty ``country:`` line and a non-empty ``city:`` line. A completion the
+parser had to cut is never ``format_ok``.
 """
 
 from __future__ import annotations
@@ -27,12 +28,7 @@ from georeason.protocols.base import (
     read_levels,
     sample_labels,
 )
-from georeason.protocols.parsing import (
-    MAX_COMPLETION_CHARS,
-    normalize_text,
-    scan_coordinates,
-    split_completion,
-)
+from georeason.protocols.parsing import normalize_text, scan_coordinates, split_completion
 from georeason.types import GeoSample, Prediction
 
 SYSTEM_PROMPT = (
@@ -105,14 +101,14 @@ class GlobeProtocol(AnswerProtocol):
         if not region.answer_tag:
             pred.errors.append("no <answer> tag")
         answer = normalize_text(region.answer)
-        present = read_levels(pred, answer)
+        present, keys_cut = read_levels(pred, answer)
         pred.n_coordinates = len(scan_coordinates(answer, normalized=True).pairs)
-        structure = _structure_errors(region.text) if len(text) <= MAX_COMPLETION_CHARS else ["too long"]
+        structure = _structure_errors(region.text)
         pred.errors.extend(structure)
         missing = [lvl for lvl in ("country", "city") if lvl not in present]
         for lvl in missing:
             pred.errors.append(f"missing level: {lvl}")
-        pred.format_ok = not structure and not missing
+        pred.format_ok = not structure and not missing and not (region.capped or keys_cut)
         return dedupe_errors(pred)
 
     def format_answer(self, sample: GeoSample | Mapping[str, Any]) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 MAX_COMPLETION_CHARS = 20_000
@@ -39,35 +40,31 @@ MAX_ANSWER_CHARS = 4_000
 
 # Applied before NFKC, because NFKC maps the masculine ordinal "º" (often typed
 # as a degree sign) to "o" and the ring above "˚" to a combining character.
-_PRE_NFKC = str.maketrans({"º": "°", "˚": "°", "\u2218": "°"})
+_PRE_NFKC = (("º", "°"), ("˚", "°"), ("\u2218", "°"))
 
 # Applied after NFKC (which already maps unicode spaces, full-width digits and
 # full-width punctuation to ASCII). NFKC turns the double prime "″" into two
 # primes, so primes become apostrophes and the scanner reads "''" as seconds.
-_POST_NFKC = str.maketrans(
-    {
-        "\u2032": "'",  # prime
-        "\u2019": "'",  # right single quotation mark
-        "\u2018": "'",
-        "\u02b9": "'",  # modifier letter prime
-        "\u00b4": "'",  # acute accent used as a prime
-        "\u201d": '"',  # right double quotation mark
-        "\u201c": '"',
-        "\u02ba": '"',
-        "\u2212": "-",  # minus sign
-        "\u2010": "-",  # hyphen
-        "\u2011": "-",  # non-breaking hyphen
-        "\u2012": "-",  # figure dash
-        "\u2013": " ",  # en dash: a separator ("48.85 – 2.35"), not a minus
-        "\u2014": " ",  # em dash
-        "\u200b": None,  # zero-width space / joiners / BOM
-        "\u200c": None,
-        "\u200d": None,
-        "\u2060": None,
-        "\ufeff": None,
-        "\t": " ",
-        "\r": "\n",
-    }
+_POST_NFKC = (
+    ("\u2032", "'"),  # prime
+    ("\u2019", "'"),  # right single quotation mark
+    ("\u2018", "'"),
+    ("\u02b9", "'"),  # modifier letter prime
+    ("\u00b4", "'"),  # acute accent used as a prime
+    ("\u201d", '"'),  # right double quotation mark
+    ("\u201c", '"'),
+    ("\u02ba", '"'),
+    ("\u2212", "-"),  # minus sign
+    ("\u2010", "-"),  # hyphen
+    ("\u2011", "-"),  # non-breaking hyphen
+    ("\u2012", "-"),  # figure dash
+    ("\u2013", " "),  # en dash: a separator ("48.85 – 2.35"), not a minus
+    ("\u2014", " "),  # em dash
+    ("\u200b", ""),  # zero-width space, joiners, word joiner, BOM
+    ("\u200c", ""),
+    ("\u200d", ""),
+    ("\u2060", ""),
+    ("\ufeff", ""),
 )
 
 
@@ -76,11 +73,26 @@ def normalize_text(text: str) -> str:
 
     Full-width digits and colons, unicode spaces, unicode minus signs, primes
     and curly quotes become their ASCII counterparts; ``º`` and ``˚`` become
-    ``°``. Letters (accents, CJK) are kept as they are, up to NFKC.
+    ``°``; tabs become spaces and ``\\r`` newlines. Letters (accents, CJK) are
+    kept as they are, up to NFKC.
     """
+    # str.replace guarded by `in` (both C loops) is far faster than str.translate
+    # with a dict table, which costs a dict lookup per character.
+    if "\t" in text:
+        text = text.replace("\t", " ")
+    if "\r" in text:
+        text = text.replace("\r", "\n")
     if text.isascii():
-        return text.replace("\t", " ").replace("\r", "\n")
-    return unicodedata.normalize("NFKC", text.translate(_PRE_NFKC)).translate(_POST_NFKC)
+        return text
+    for src, dst in _PRE_NFKC:
+        if src in text:
+            text = text.replace(src, dst)
+    if not unicodedata.is_normalized("NFKC", text):  # the quick check is much cheaper than normalising
+        text = unicodedata.normalize("NFKC", text)
+    for src, dst in _POST_NFKC:
+        if src in text:
+            text = text.replace(src, dst)
+    return text
 
 
 # ---------------------------------------------------------------------------
@@ -103,24 +115,20 @@ class Region:
     think_close: bool  # a </think> was seen
     truncated: bool  # the completion was longer than MAX_COMPLETION_CHARS
     errors: list[str] = field(default_factory=list)
+    answer_cut: bool = False  # the answer region was longer than MAX_ANSWER_CHARS
+
+    @property
+    def capped(self) -> bool:
+        """Whether the parser had to leave text unread (then no format is ok)."""
+        return self.truncated or self.answer_cut
 
 
-def _lowered(text: str) -> str | None:
-    """``text.lower()`` when it keeps character offsets (it does unless the text
-    holds one of the few characters whose lower case is longer, like "İ")."""
-    low = text.lower()
-    return low if len(low) == len(text) else None
-
-
-_TAG_RE = re.compile(r"</?(?:think|answer)>", re.IGNORECASE)
-
-
-def _tag_positions(text: str) -> dict[str, list[int]]:
-    """Offsets of the four tags, case-insensitive, preserving offsets."""
-    found: dict[str, list[int]] = {"<think>": [], "</think>": [], "<answer>": [], "</answer>": []}
-    for m in _TAG_RE.finditer(text):
-        found[m.group(0).lower()].append(m.start())
-    return found
+def _lowered(text: str) -> str:
+    """Lower case that keeps character offsets: "İ" (U+0130) is the only
+    character whose ``lower()`` is longer (two characters), so map it first."""
+    if "\u0130" in text:
+        text = text.replace("\u0130", "I")
+    return text.lower()
 
 
 def split_completion(text: str) -> Region:
@@ -147,34 +155,15 @@ def split_completion(text: str) -> Region:
         errors.append(f"completion has {len(text)} characters; read the first {MAX_COMPLETION_CHARS}")
         text = text[:MAX_COMPLETION_CHARS]
 
+    # C-level searches on a lower-cased copy (tags in any case).
     low = _lowered(text)
-    if low is not None:
-        # Fast path: C-level searches on the lower-cased copy.
-        n_think_open = low.count("<think>")
-        think_open = low.find("<think>")
-        think_close = low.rfind("</think>")
-        n_think_close = low.count("</think>")
-        ans_open = low.rfind("<answer>")
-        n_ans_open = low.count("<answer>")
-
-        def find_close(start: int) -> int:
-            return low.find("</answer>", start)
-
-        last_close_any = low.rfind("</answer>")
-    else:  # pragma: no cover - only for texts with length-changing lower-case characters
-        pos = _tag_positions(text)
-        n_think_open = len(pos["<think>"])
-        think_open = pos["<think>"][0] if pos["<think>"] else -1
-        think_close = pos["</think>"][-1] if pos["</think>"] else -1
-        n_think_close = len(pos["</think>"])
-        ans_open = pos["<answer>"][-1] if pos["<answer>"] else -1
-        n_ans_open = len(pos["<answer>"])
-        closes = pos["</answer>"]
-
-        def find_close(start: int) -> int:
-            return next((c for c in closes if c >= start), -1)
-
-        last_close_any = closes[-1] if closes else -1
+    n_think_open = low.count("<think>")
+    think_open = low.find("<think>")
+    think_close = low.rfind("</think>")
+    n_think_close = low.count("</think>")
+    ans_open = low.rfind("<answer>")
+    n_ans_open = low.count("<answer>")
+    last_close_any = low.rfind("</answer>")
 
     if n_think_open > 1:
         errors.append(f"{n_think_open} <think> tags")
@@ -189,7 +178,7 @@ def split_completion(text: str) -> Region:
     if ans_open >= 0 and ans_open > think_close:
         answer_tag = True
         start = ans_open + len("<answer>")
-        close = find_close(start)
+        close = low.find("</answer>", start)
         if close < 0:
             errors.append("unclosed <answer>: read to the end")
             answer = text[start:]
@@ -225,7 +214,8 @@ def split_completion(text: str) -> Region:
     if think_open >= 0 and think_close < 0:
         errors.append("unclosed <think>")
 
-    if len(answer) > MAX_ANSWER_CHARS:
+    answer_cut = len(answer) > MAX_ANSWER_CHARS
+    if answer_cut:
         errors.append(f"answer has {len(answer)} characters; read the last {MAX_ANSWER_CHARS}")
         answer = answer[-MAX_ANSWER_CHARS:]
     return Region(
@@ -236,6 +226,7 @@ def split_completion(text: str) -> Region:
         think_close=think_close >= 0,
         truncated=truncated,
         errors=errors,
+        answer_cut=answer_cut,
     )
 
 
@@ -243,24 +234,54 @@ def split_completion(text: str) -> Region:
 # Coordinates
 # ---------------------------------------------------------------------------
 
-# One token per match; every quantifier bounded, no repeated group.
-#   group 1 = a number (2 sign, 3 degrees, 4 minutes, 5 seconds)
-#   group 6 = a hemisphere (N S E W, north…)
-#   group 7 = a key (lat, latitude, lon, lng, long, longitude)
-# A number may follow the letters N/S/E/W directly ("N48.85") but no other
-# letter ("M25", "A4"); it may not be part of a longer number ("2019", "1.2.3").
-_TOKEN_RE = re.compile(
-    r"((?<![A-DF-MO-RT-VX-Za-z0-9.])([-+]?)(\d{1,3}(?:\.\d{1,15})?)(?!\.?\d)"
-    r"(?:\s{0,2}(?:°|(?i:deg(?:rees?)?)(?![A-Za-z]))"
-    r"(?:\s{0,2}(\d{1,2}(?:\.\d{1,12})?)(?!\.?\d)\s{0,2}(?:'(?!')|(?i:min)(?![A-Za-z]))"
-    r"(?:\s{0,2}(\d{1,2}(?:\.\d{1,12})?)(?!\.?\d)\s{0,2}(?:\"|''|(?i:sec)(?![A-Za-z])))?)?)?)"
-    r"|((?<![A-Za-z])(?:[NSEW]|(?i:north|south|east|west))(?![A-Za-z]))"
-    r"|((?<![A-Za-z])(?i:latitude|lat|longitude|long|lon|lng)(?![A-Za-z]))"
+
+# One match per coordinate value; every quantifier bounded, no repeated group.
+# Digits are ASCII [0-9] (NFKC maps full-width digits to them; other scripts'
+# digits, e.g. Arabic-Indic, are not read). Groups: 1 key (lat, latitude, lon, lng, long, longitude, or a "lat/lon" header),
+# 2 hemisphere before, 3 sign, 4 degrees, 5 minutes, 6 seconds, 7 hemisphere after.
+# A value may not start inside a word or a number ("M25", "2019", "1.2.3" give
+# nothing), except right after N S E W; hemisphere letters are upper-case N S E W or the words north…west.
+def _ci(word: str) -> str:
+    """``"lat"`` -> ``"[Ll][Aa][Tt]"``: explicit classes run faster in SRE than ``(?i:…)``."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)
+
+
+_HEMI = "(?:[NSEW]|" + "|".join(_ci(w) for w in ("north", "south", "east", "west")) + ")"
+_LAT, _LON, _LNG = _ci("lat"), _ci("lon"), _ci("lng")
+_KEY = "|".join(
+    (
+        rf"{_LAT}(?:{_ci('itude')})?\s?[/,&]\s?(?:{_LON}(?:{_ci('gitude')})?|{_LNG})",  # a "lat/lon" header
+        _ci("latitude"),
+        _LAT,
+        _ci("longitude"),
+        _ci("long"),
+        _LON,
+        _LNG,
+    )
+)
+_VALUE_RE = re.compile(
+    r"(?<![A-DF-MO-RT-VX-Za-z0-9.])"  # N S E W may precede: "N48.85 E2.35" (see _resolve_chunk)
+    r"(?=[-+0-9NSEWnsewLl])"  # the possible first characters: halves the cost where nothing starts
+    rf"(?:({_KEY})(?![A-Za-z])[\s\"'*_`]{{0,4}}(?:[:=][\s\"'*_`]{{0,4}})?)?"
+    rf"(?:({_HEMI})(?![A-Za-z])\s{{0,2}})?"
+    r"([-+]?)([0-9]{1,3}(?:\.[0-9]{1,15})?)(?!\.?[0-9])"
+    rf"(?:\s{{0,2}}(?:°|{_ci('deg')}(?:{_ci('ree')}[sS]?)?(?![A-Za-z]))"
+    rf"(?:\s{{0,2}}([0-9]{{1,2}}(?:\.[0-9]{{1,12}})?)(?!\.?[0-9])\s{{0,2}}(?:'(?!')|{_ci('min')}(?![A-Za-z]))"
+    rf"(?:\s{{0,2}}([0-9]{{1,2}}(?:\.[0-9]{{1,12}})?)(?!\.?[0-9])\s{{0,2}}(?:\"|''|{_ci('sec')}(?![A-Za-z])))?)?)?"
+    rf"(?:\s{{0,2}}({_HEMI})(?![A-Za-z]))?"
 )
 
-# Characters that may sit between the parts of one coordinate pair.
+MAX_ANSWER_DIGITS = 300
+"""An answer region with more digits than this is not an answer under any
+protocol; the coordinate scan then reads only its last :data:`DENSE_TAIL_CHARS`
+characters (and says so), which bounds the work on digit floods."""
+
+DENSE_TAIL_CHARS = 256
+
+# Characters that may sit between the two values of one pair.
 _GAP_CHARS = " \n,;:/|()[]{}\"'*_`=&<>~-"
 _GAP_WORDS = frozenset({"", "and", "&"})
+_HEMI_ROLE = {"N": "lat", "S": "lat", "E": "lon", "W": "lon"}
 
 
 @dataclass(slots=True)
@@ -269,158 +290,175 @@ class CoordinateScan:
 
     pairs: list[tuple[float, float]]  # valid pairs, in text order
     errors: list[str]  # rejected values and pairs, one message each
+    truncated: bool = False  # too many digits: only the tail was read
 
 
-@dataclass(slots=True)
-class _Value:
-    mag: float | None  # None when the value is malformed (minutes >= 60…)
-    negative: bool
-    hemi: str | None = None
-    key: str | None = None  # "lat" | "lon"
-    text: str = ""
+# A value: [role or None, signed value or None (malformed), text, pre, suf]
+_Value = list
 
 
-def _num_value(m: re.Match[str]) -> _Value:
-    sign, deg, mins, secs = m.group(2), m.group(3), m.group(4), m.group(5)
+def _make_value(m: re.Match[str]) -> _Value:
+    key, pre, sign, deg, mins, secs, suf = m.groups()
     mag: float | None = float(deg)
     if mins is not None:
         mv = float(mins)
         sv = float(secs) if secs is not None else 0.0
         # Minutes and seconds only make sense below 60, and only under whole degrees.
-        mag = None if (mv >= 60 or sv >= 60 or "." in deg) else float(deg) + mv / 60 + sv / 3600
-    return _Value(mag=mag, negative=sign == "-", text=m.group(1).strip())
+        mag = None if (mv >= 60 or sv >= 60 or "." in deg) else mag + mv / 60 + sv / 3600
+    role = None
+    if key is not None:
+        k = key.lower()
+        if k.startswith("lat") and ("/" in k or "," in k or "&" in k):
+            role = None  # "lat/lon: 48.85, 2.35" is a header, not a keyed value
+        else:
+            role = "lat" if k.startswith("lat") else "lon"
+    pre = pre[0].upper() if pre else None
+    suf = suf[0].upper() if suf else None
+    return [role, mag, sign == "-", m.group(0).strip(), pre, suf]
 
 
-def _resolve_chunk(
-    items: list[tuple[str, object]], pairs: list[tuple[float, float]], errors: list[str]
-) -> None:
-    """Turn one uninterrupted run of numbers, hemispheres and keys into pairs."""
-    first_num = next((i for i, (kind, _) in enumerate(items) if kind == "num"), -1)
-    if first_num < 0:
-        return
-    # Hemisphere letters attach forward ("N 48.85") when the run starts with one,
-    # else backward ("48.85 N"): "48.85 N 2.35 E" and "N 48.85 E 2.35" both read right.
-    prefix_mode = any(kind == "hemi" for kind, _ in items[:first_num])
-    values: list[_Value] = []
-    pending_key: str | None = None
-    pending_hemi: str | None = None
-    prev_kind = ""
-    for kind, payload in items:
-        if kind == "num":
-            assert isinstance(payload, _Value)
-            payload.key = pending_key
-            payload.hemi = pending_hemi if prefix_mode else None
-            pending_key = pending_hemi = None
-            values.append(payload)
-        elif kind == "hemi":
-            assert isinstance(payload, str)
-            if prefix_mode:
-                pending_hemi = payload
-            elif prev_kind == "num" and values[-1].hemi is None:
-                values[-1].hemi = payload
-        else:  # key
-            assert isinstance(payload, str)
-            # "lat/lon: 48.85, 2.35" is a header, not two keyed values.
-            pending_key = payload if prev_kind != "key" else None
-            pending_hemi = None
-        prev_kind = kind
+def _resolve_chunk(values: list[_Value], pairs: list[tuple[float, float]], errors: list[str]) -> None:
+    """Pair up one uninterrupted run of coordinate values."""
+    # Hemisphere letters attach forward ("N 48.85 E 2.35") when the run starts
+    # with one, else backward ("48.85 N 2.35 E"). The regex is greedy, so in
+    # "N48.85 E2.35" the E first lands after 48.85: move it to the next value.
+    if values[0][4] is not None:
+        for i in range(len(values) - 1):
+            if values[i][5] is not None and values[i + 1][4] is None:
+                values[i + 1][4], values[i][5] = values[i][5], None
+    resolved: list[tuple[str | None, float | None, str]] = []
+    for role, mag, negative, text, pre, suf in values:
+        if pre is not None and suf is not None and pre != suf:
+            errors.append(f"two hemispheres on one value: {text}")
+            mag = None
+        hemi = pre or suf
+        if hemi is not None:
+            h_role = _HEMI_ROLE[hemi]
+            if role is not None and role != h_role:
+                errors.append(f"hemisphere {hemi} contradicts key {role!r}: {text}")
+                mag = None
+            role = h_role
+            if mag is not None:
+                if negative and hemi in ("N", "E"):
+                    errors.append(f"minus sign contradicts hemisphere {hemi}: {text}")
+                    mag = None
+                elif hemi in ("S", "W"):
+                    mag = -mag
+        elif mag is not None and negative:
+            mag = -mag
+        resolved.append((role, mag, text))
 
-    def role(v: _Value) -> str | None:
-        h = "lat" if v.hemi in ("N", "S") else "lon" if v.hemi in ("E", "W") else None
-        if h and v.key and h != v.key:
-            errors.append(f"hemisphere {v.hemi} contradicts key {v.key!r}: {v.text}")
-            v.mag = None
-        return h or v.key
-
-    def signed(v: _Value) -> float | None:
-        if v.mag is None:
-            return None
-        if v.hemi is None:
-            return -v.mag if v.negative else v.mag
-        if v.negative and v.hemi in ("N", "E"):
-            errors.append(f"minus sign contradicts hemisphere {v.hemi}: {v.text}")
-            return None
-        return -v.mag if v.hemi in ("S", "W") else v.mag
-
-    roles = [role(v) for v in values]
-    i = 0
-    n = len(values)
+    i, n = 0, len(resolved)
     while i < n:
         if i + 1 >= n:
-            if roles[i] is not None:
+            if resolved[i][0] is not None:
                 errors.append(
-                    f"unpaired {'latitude' if roles[i] == 'lat' else 'longitude'}: {values[i].text}"
+                    f"unpaired {'latitude' if resolved[i][0] == 'lat' else 'longitude'}: {resolved[i][2]}"
                 )
             break
-        ra, rb = roles[i], roles[i + 1]
+        (ra, va, ta), (rb, vb, tb) = resolved[i], resolved[i + 1]
         if ra is not None and ra == rb:
-            errors.append(f"two {'latitudes' if ra == 'lat' else 'longitudes'} in a row: {values[i].text}")
+            errors.append(f"two {'latitudes' if ra == 'lat' else 'longitudes'} in a row: {ta}")
             i += 1
             continue
-        a, b = values[i], values[i + 1]
-        lat_v, lon_v = (b, a) if (ra == "lon" or rb == "lat") else (a, b)
-        lat, lon = signed(lat_v), signed(lon_v)
+        lat, lon = (vb, va) if (ra == "lon" or rb == "lat") else (va, vb)
         i += 2
         if lat is None or lon is None:
-            errors.append(f"malformed coordinates: {a.text}, {b.text}")
-            continue
-        if abs(lat) > 90 or abs(lon) > 180:
+            errors.append(f"malformed coordinates: {ta}, {tb}")
+        elif abs(lat) > 90 or abs(lon) > 180:
             errors.append(f"coordinates out of range: ({lat:g}, {lon:g})")
+        else:
+            pairs.append((lat, lon))
+
+
+_DIGIT_RUN_RE = re.compile(r"[0-9]+")  # starts with a class: SRE skips ahead at C speed
+# A value starts at most this many characters before its first digit (key
+# "latitude/longitude", quotes, ":", hemisphere "north", sign: < 40) and ends at
+# most this many after its last digit (seconds mark, spaces, "north": < 16).
+_SPAN_BEFORE = 48
+_SPAN_AFTER = 24
+
+
+def _value_matches(text: str) -> Iterator[re.Match[str]]:
+    """``_VALUE_RE.finditer(text)``, but run only near digits.
+
+    Every value holds a digit, so the regex runs over the spans
+    [first digit - 48, last digit + 24] of digit clusters instead of at every
+    position: same matches (lookbehind sees before ``pos``; no value crosses a
+    span end, the spans being cut 24 characters after a digit run), a fraction
+    of the work on long texts with few numbers.
+    """
+    n = len(text)
+    if n <= 4 * (_SPAN_BEFORE + _SPAN_AFTER):  # short text: spans would save nothing
+        yield from _VALUE_RE.finditer(text)
+        return
+    span_start = span_end = -1
+    for run in _DIGIT_RUN_RE.finditer(text):
+        s, e = max(0, run.start() - _SPAN_BEFORE), min(n, run.end() + _SPAN_AFTER)
+        if span_end >= 0 and s <= span_end:
+            span_end = e
             continue
-        pairs.append((lat, lon))
+        if span_end >= 0:
+            yield from _VALUE_RE.finditer(text, span_start, span_end)
+        span_start, span_end = s, e
+    if span_end >= 0:
+        yield from _VALUE_RE.finditer(text, span_start, span_end)
+
+
+def _count_digits(text: str) -> int:
+    return sum(text.count(d) for d in "0123456789")
 
 
 def scan_coordinates(text: str, *, normalized: bool = False) -> CoordinateScan:
     """Every (lat, lon) pair in ``text``, in order, and the rejected ones as errors.
 
-    A pair is two numbers in one uninterrupted run of numbers, hemispheres,
-    keys and separators (spaces, newlines, ``, ; : / | ( ) [ ] { } " ' * _ =``,
-    the word "and"); any other word ends the run. Within a run, hemispheres
-    and keys give the role (N/S/lat -> latitude, E/W/lon -> longitude); without
-    them the order is (lat, lon). A value whose magnitude is out of range
+    A pair is two values in one uninterrupted run: values separated only by
+    spaces, newlines, ``, ; : / | ( ) [ ] { } " ' * _ = & -`` or the word "and";
+    any other word ends the run. A value is a number (decimal degrees, or
+    degrees-minutes-seconds) with an optional sign, an optional hemisphere
+    before or after it, and an optional key before it (``lat``, ``latitude``,
+    ``lon``, ``lng``, ``long``, ``longitude``; JSON quoting allowed). Keys and
+    hemispheres give the role (N/S/lat -> latitude, E/W/lon -> longitude);
+    without them the order is (lat, lon). A pair with a value out of range
     (|lat| > 90 or |lon| > 180) or malformed (minutes >= 60, a minus sign with
-    N/E) rejects its pair with an error. GeoJSON's [lon, lat] order cannot be
-    told from [lat, lon] and is read as [lat, lon].
+    N/E, a hemisphere against its key) is rejected with an error. GeoJSON's
+    [lon, lat] order cannot be told from [lat, lon] and is read as [lat, lon].
 
-    Reads at most the last :data:`MAX_ANSWER_CHARS` characters.
+    Reads at most the last :data:`MAX_ANSWER_CHARS` characters, and only the
+    last :data:`DENSE_TAIL_CHARS` when the text holds more than
+    :data:`MAX_ANSWER_DIGITS` digits (``truncated`` is then set).
 
-    >>> scan_coordinates('48°51\\'24"N 2°21\\'03"E').pairs
-    [(48.85666666666667, 2.350833333333333)]
+    >>> [(round(a, 4), round(b, 4)) for a, b in scan_coordinates('48°51\\'24"N 2°21\\'03"E').pairs]
+    [(48.8567, 2.3508)]
     >>> scan_coordinates('{"lon": 151.2, "lat": -33.86}').pairs
     [(-33.86, 151.2)]
     """
     errors: list[str] = []
+    pairs: list[tuple[float, float]] = []
     if len(text) > MAX_ANSWER_CHARS:
         text = text[-MAX_ANSWER_CHARS:]
+    digits = _count_digits(text)
+    if digits == 0:  # no digit, no coordinates: most failures end here
+        return CoordinateScan(pairs, errors)
+    truncated = digits > MAX_ANSWER_DIGITS
+    if truncated:
+        errors.append(f"answer holds {digits} digits; read only its last {DENSE_TAIL_CHARS} characters")
+        text = text[-DENSE_TAIL_CHARS:]
     if not normalized:
         text = normalize_text(text)
-    pairs: list[tuple[float, float]] = []
-    # Quick exit: no digit, no coordinates (most reasoning-free failures).
-    if not any(c.isdigit() for c in text) if len(text) < 64 else _DIGIT_RE.search(text) is None:
-        return CoordinateScan(pairs, errors)
-    items: list[tuple[str, object]] = []
+    chunk: list[_Value] = []
     last_end = 0
-    for m in _TOKEN_RE.finditer(text):
-        gap = text[last_end : m.start()]
-        if items and gap and gap.strip(_GAP_CHARS).lower() not in _GAP_WORDS:
-            _resolve_chunk(items, pairs, errors)
-            items = []
+    for m in _value_matches(text):
+        if chunk:
+            gap = text[last_end : m.start()]
+            if gap and gap.strip(_GAP_CHARS).lower() not in _GAP_WORDS:
+                _resolve_chunk(chunk, pairs, errors)
+                chunk = []
         last_end = m.end()
-        idx = m.lastindex
-        if idx == 1:
-            items.append(("num", _num_value(m)))
-        elif idx == 6:
-            h = m.group(6)[0].upper()
-            items.append(("hemi", h))
-        else:
-            k = m.group(7).lower()
-            items.append(("key", "lat" if k.startswith("lat") else "lon"))
-    if items:
-        _resolve_chunk(items, pairs, errors)
-    return CoordinateScan(pairs, errors)
-
-
-_DIGIT_RE = re.compile(r"\d")
+        chunk.append(_make_value(m))
+    if chunk:
+        _resolve_chunk(chunk, pairs, errors)
+    return CoordinateScan(pairs, errors, truncated)
 
 
 def parse_coordinates(text: str) -> list[tuple[float, float]]:
@@ -447,38 +485,60 @@ def parse_coordinates(text: str) -> list[tuple[float, float]]:
 # Key: value fields
 # ---------------------------------------------------------------------------
 
-_ADMIN = r"(?:state|province|region|prefecture|county|canton|oblast|admin(?:istrative)?\s?(?:1|region|area|division|level\s?1))"
-_KEY_RE = re.compile(
-    r"(?<![\w/])("
-    r"continent"
-    r"|country"
-    rf"|{_ADMIN}(?:\s?/\s?{_ADMIN}){{0,2}}"
-    r"|city|town|municipality"
-    r"|coordinates?|coords|gps(?:\s?coordinates)?|lat(?:itude)?\s?[/,&]\s?lon(?:gitude)?|lat\s?/\s?lng"
-    r"|latitude|longitude"
-    r"|国家|省份|省|州|城市|坐标"
-    r")[\s\"'*_`]{0,6}(?:[:=]|-\s)",
-    re.IGNORECASE,
-)
+_ADMIN_KEYS = frozenset(
+    {
+        "state", "province", "region", "prefecture", "county", "canton", "oblast", "subdivision",
+        "admin1", "admin 1", "admin-1", "admin region", "admin area", "administrative region",
+        "administrative area", "administrative division", "state or province", "province or state",
+        "first-level administrative division", "省", "省份", "州", "地区",
+    }
+)  # fmt: skip
+_CITY_KEYS = frozenset({"city", "town", "municipality", "city name", "城市", "市"})
+_LAT_KEYS = frozenset({"lat", "latitude"})
+_LON_KEYS = frozenset({"lon", "lng", "long", "longitude"})
+_KEY_LEVELS: dict[str, str] = {
+    **dict.fromkeys(_ADMIN_KEYS, "admin1"),
+    **dict.fromkeys(_CITY_KEYS, "city"),
+    **dict.fromkeys(_LAT_KEYS, "latitude"),
+    **dict.fromkeys(_LON_KEYS, "longitude"),
+    "continent": "continent",
+    "大洲": "continent",
+    "country": "country",
+    "country name": "country",
+    "country/region": "country",
+    "国家": "country",
+    "coordinates": "coordinates",
+    "coordinate": "coordinates",
+    "coords": "coordinates",
+    "gps": "coordinates",
+    "gps coordinates": "coordinates",
+    "geographic coordinates": "coordinates",
+    "坐标": "coordinates",
+    "经纬度": "coordinates",
+}
+
+# Characters around a key: Markdown emphasis, quotes, bullets, brackets.
+_HEAD_STRIP = " *_`\"'#>|{[(-•"
+# A key starts after one of these (or at the start of the text).
+_HEAD_BOUNDARIES = "\n,;{|:="
+_MAX_HEAD = 48
+_SEP_RE = re.compile(r"[:=]")
 
 
-def _level_of(key: str) -> str:
-    k = key.lower()
-    if k.startswith("continent"):
-        return "continent"
-    if k.startswith("country") or k == "国家":
-        return "country"
-    if k in ("city", "town", "municipality", "城市"):
+def _key_level(head: str) -> str | None:
+    """The level a key names (``"**State/Province**"`` -> ``"admin1"``), or None."""
+    k = " ".join(head.strip(_HEAD_STRIP).lstrip("0123456789.) ").strip(_HEAD_STRIP).lower().split())
+    level = _KEY_LEVELS.get(k)
+    if level is not None or "/" not in k:
+        return level
+    parts = {p.strip() for p in k.split("/")}
+    if parts <= _ADMIN_KEYS:
+        return "admin1"
+    if parts <= _CITY_KEYS:
         return "city"
-    if k.startswith(("lat", "lon")) and ("/" in k or "," in k or "&" in k):
+    if len(parts) == 2 and parts & _LAT_KEYS and parts & _LON_KEYS:
         return "coordinates"
-    if k.startswith("latitude"):
-        return "latitude"
-    if k.startswith("longitude"):
-        return "longitude"
-    if k.startswith(("coord", "gps")) or k == "坐标":
-        return "coordinates"
-    return "admin1"
+    return None
 
 
 @dataclass(slots=True)
@@ -490,42 +550,85 @@ class KeyField:
     start: int
 
 
+MAX_FIELDS = 64
+"""Beyond this many ``:``/``=`` in an answer, :func:`scan_keys` reads only the
+text around the last ones (no protocol's answer has that many fields)."""
+
 _VALUE_STRIP = " \t\n*_`\"'#>|,;{}[]"
 
 
-def scan_keys(text: str, *, normalized: bool = False) -> list[KeyField]:
+@dataclass(slots=True)
+class KeyScan:
+    """Result of :func:`scan_keys`."""
+
+    fields: list[KeyField]
+    truncated: bool = False  # too many fields: only the tail was read
+
+
+def scan_keys(text: str, *, normalized: bool = False) -> KeyScan:
     """Every ``Key: value`` field in ``text``, in order.
 
-    A key is a level name (Country, State / Province / Region / Admin1 /
-    State/Administrative region, City, Continent, Coordinates, Latitude,
-    Longitude, and the Chinese 国家 / 省 / 城市 / 坐标) in any case, not
-    preceded by a letter, followed within a few Markdown/quote characters by
-    ``:`` or ``=``. The value runs to the end of the line or to the next key on
+    A key is a level name — Continent, Country, State / Province / Region /
+    Admin1 / State/Administrative region (and other admin-1 words), City /
+    Town, Coordinates / GPS / Lat/Lon, Latitude, Longitude, and the Chinese
+    国家 / 省 / 州 / 城市 / 坐标 — in any case, wrapped in any Markdown emphasis,
+    quotes or bullets, right before ``:`` or ``=``. ``Coordinates (lat, lon):``
+    counts too. The value runs to the end of the line or to the next key on
     the same line (so ``Country: France, City: Paris`` and one-line JSON work).
 
-    >>> [(f.level, f.value) for f in scan_keys("**Country:** France\\ncity = 'Paris'")]
+    Driven by the ``:``/``=`` characters (C-level searches), not by a regex
+    over every position: the work is bounded by :data:`MAX_FIELDS`.
+
+    >>> [(f.level, f.value) for f in scan_keys("**Country:** France\\ncity = 'Paris'").fields]
     [('country', 'France'), ('city', 'Paris')]
     """
     if len(text) > MAX_ANSWER_CHARS:
         text = text[-MAX_ANSWER_CHARS:]
     if not normalized:
         text = normalize_text(text)
-    matches = list(_KEY_RE.finditer(text))
+    truncated = text.count(":") + text.count("=") > MAX_FIELDS
+    if truncated:
+        # Keep the last MAX_FIELDS separators (and the head room of the first one).
+        cut = len(text)
+        for _ in range(MAX_FIELDS):
+            cut = max(text.rfind(":", 0, cut), text.rfind("=", 0, cut))
+        text = text[max(0, cut - _MAX_HEAD + 1) :]
+    found: list[tuple[str, str, int, int]] = []  # level, key, head start, separator
+    for m in _SEP_RE.finditer(text):
+        p = m.start()
+        w0 = max(0, p - _MAX_HEAD)
+        q = max(text.rfind(ch, w0, p) for ch in _HEAD_BOUNDARIES) + 1
+        if q == 0 and w0 > 0:
+            continue  # more than _MAX_HEAD characters since the last boundary: not a key
+        head = text[q:p]
+        level = _key_level(head)
+        if level is None:
+            # "Coordinates (lat, lon):" — the head from the line start, parenthesis dropped.
+            line_start = text.rfind("\n", w0, p) + 1
+            paren = text.find("(", line_start, p)
+            if paren >= 0 and (line_start > 0 or w0 == 0):
+                level = _key_level(text[line_start:paren])
+                q, head = line_start, text[line_start:paren]
+        elif level == "longitude" and q > 0 and text[q - 1] == ",":
+            # "Latitude, Longitude: 48.85, 2.35" names the pair, not a longitude.
+            before = text[max(0, q - 12) : q - 1].rstrip(_HEAD_STRIP).lower()
+            if before.endswith(("lat", "latitude")) and not before.endswith(("plat", "flat")):
+                level = "coordinates"
+        if level is not None:
+            found.append((level, head.strip(_HEAD_STRIP), q, p))
     fields: list[KeyField] = []
-    line = 0
-    pos = 0
-    for j, m in enumerate(matches):
-        line += text.count("\n", pos, m.start())
-        pos = m.start()
-        end = text.find("\n", m.end())
+    line, pos = 0, 0
+    for j, (level, key, q, p) in enumerate(found):
+        line += text.count("\n", pos, p)
+        pos = p
+        end = text.find("\n", p)
         if end < 0:
             end = len(text)
-        if j + 1 < len(matches) and matches[j + 1].start() < end:
-            end = matches[j + 1].start()
-        value = text[m.end() : end].strip(_VALUE_STRIP)
-        key = " ".join(m.group(1).split())
-        fields.append(KeyField(level=_level_of(key), key=key, value=value, line=line, start=m.start()))
-    return fields
+        if j + 1 < len(found) and found[j + 1][2] < end:
+            end = found[j + 1][2]
+        value = text[p + 1 : end].strip(_VALUE_STRIP)
+        fields.append(KeyField(level=level, key=key, value=value, line=line, start=q))
+    return KeyScan(fields, truncated)
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The baseline of both papers' comparisons. The answer is the whole completion
 (or, if the model still uses tags, the inside of ``<answer>`` / the text after
-``</think>``). ``format_ok``: the answer holds exactly one valid pair.
+``</think>``). ``format_ok``: the answer holds exactly one valid pair, and the parser read all of it.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class PlainProtocol(AnswerProtocol):
     def _parse(self, text: str) -> Prediction:
         region = split_completion(text)
         pred = Prediction(raw=text, reasoning=region.reasoning, errors=list(region.errors))
-        read_coordinates(pred, normalize_text(region.answer))
-        pred.format_ok = pred.n_coordinates == 1
+        cut = read_coordinates(pred, normalize_text(region.answer))
+        pred.format_ok = pred.n_coordinates == 1 and not (cut or region.capped)
         return dedupe_errors(pred)
 
     def format_answer(self, sample: GeoSample | Mapping[str, Any]) -> str:
