@@ -134,8 +134,8 @@ def test_bad_input_errors() -> None:
         compute_metrics([0], [0], [0], [0], confidence=1.5, per_continent=False)
     with pytest.raises(ValueError, match="n_bootstrap"):
         compute_metrics([0], [0], [0], [0], n_bootstrap=-1, per_continent=False)
-    with pytest.raises(ValueError, match="both true_labels and pred_labels"):
-        compute_metrics([0], [0], [0], [0], per_continent=False, true_labels={"country": ["FR"]})
+    with pytest.raises(ValueError, match="pred_labels need true_labels"):
+        compute_metrics([0], [0], [0], [0], per_continent=False, pred_labels={"country": ["FR"]})
     with pytest.raises(ValueError, match="unknown label keys"):
         compute_metrics(
             [0], [0], [0], [0], per_continent=False, true_labels={"town": ["x"]}, pred_labels={"city": ["x"]}
@@ -281,6 +281,23 @@ def test_per_continent_from_reverse_geocoding() -> None:
     assert set(m.per_continent) == {"EU", "NA", "OC", "AF", "SA", "AS"}
     assert m.per_continent["OC"].n_missing == 1 and m.per_continent["EU"].n == 1
     assert m.n_invalid_truth == 1
+
+
+def test_per_continent_from_true_country_labels() -> None:
+    # No continent column: the truth's countries give the continents (no geocoding needed).
+    truth = {"country_code": ["FR", "fr", "JP", None]}
+    pred = {"country": ["France", "Spain", "Japan", "Peru"]}
+    m = compute_metrics(
+        [48.0, 45.0, 35.0, 0.0],
+        [2.0, 5.0, 139.0, 0.0],
+        [48.0, 40.0, 35.0, NAN],
+        [2.0, -3.0, 139.0, NAN],
+        true_labels=truth,
+        pred_labels=pred,
+        n_bootstrap=0,
+    )
+    assert m.continent_source == "labels"
+    assert {k: v.n for k, v in m.per_continent.items()} == {"AS": 1, "EU": 2, "unknown": 1}
 
 
 # --------------------------------------------------------------------------- hierarchy

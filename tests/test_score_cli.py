@@ -265,3 +265,25 @@ def test_scoring_imports_no_torch(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_continents_from_true_country_and_note_without_true_labels(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {
+            "lat": [48.85, 35.68],
+            "lon": [2.35, 139.69],
+            "country_code": ["FR", "JP"],
+            "pred_lat": [48.0, 34.7],
+            "pred_lon": [2.0, 135.5],
+        }
+    )
+    code, out = _score(str(_write(df, tmp_path / "c.csv")), "--n-bootstrap", "0")
+    assert code == 0, out
+    d = json.loads((tmp_path / "c.scores.json").read_text())
+    assert d["continent_source"] == "labels" and set(d["per_continent"]) == {"EU", "AS"}
+    assert d["hierarchy"] == {}
+
+    df = df.drop(columns=["country_code"]).assign(pred_city=["Paris", "Osaka"])
+    code, out = _score(str(_write(df, tmp_path / "n.csv")), "--n-bootstrap", "0", "--no-continents")
+    assert code == 0, out
+    assert "predicted place labels found but no true ones" in out

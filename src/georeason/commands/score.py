@@ -49,7 +49,7 @@ PRED_LABEL_CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 SUPPORTED = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 EXAMPLE_OUT = "example.scores.json"
-_SOURCE = {"labels": "continent labels of the file", "reverse_geocode": "reverse-geocoded truth"}
+_SOURCE = {"labels": "from the file's true labels", "reverse_geocode": "reverse-geocoded truth"}
 
 
 def example_path() -> Path:
@@ -273,7 +273,8 @@ def score(
     true_continent: Annotated[
         str | None,
         Opt(
-            help="Column of true continents (codes or names) (auto: continent); else from the true coordinates."
+            help="Column of true continents, codes or names (auto: continent); "
+            "else from the true country column, else from the true coordinates."
         ),
     ] = None,
     true_country: Annotated[
@@ -367,8 +368,6 @@ def score(
 
     true_lab = {k: df[c].to_numpy(dtype=object) for k, c in t_labels.items()} if t_labels else None
     pred_lab = {k: df[c].to_numpy(dtype=object) for k, c in p_labels.items()} if p_labels else None
-    hierarchy = true_lab is not None and pred_lab is not None
-    cont = true_lab.get("continent") if true_lab else None
 
     try:
         with console.status("scoring…", spinner="dots") if console.is_terminal else nullcontext():
@@ -381,10 +380,9 @@ def score(
                 n_bootstrap=n_bootstrap,
                 confidence=confidence,
                 seed=seed,
-                continents=cont,
-                per_continent=continents,
-                true_labels=true_lab if hierarchy else None,
-                pred_labels=pred_lab if hierarchy else None,
+                per_continent=continents,  # from the truth labels if any, else reverse-geocoded
+                true_labels=true_lab,
+                pred_labels=pred_lab if true_lab is not None else None,
             )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
@@ -453,6 +451,11 @@ def score(
     if len(bad_truth):
         notes.append(
             f"{len(bad_truth)} rows excluded: true coordinates missing or out of range (row index, 0-based: {_row_list(bad_truth)})"
+        )
+    if p_labels and not t_labels:
+        notes.append(
+            "predicted place labels found but no true ones: no hierarchy accuracy "
+            "(name the truth columns with --true-country / --true-city ...)"
         )
     if bad_lines:
         notes.append(f"{len(bad_lines)} JSONL lines unreadable and skipped (line {_row_list(bad_lines)})")

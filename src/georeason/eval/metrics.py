@@ -511,9 +511,7 @@ _CONTINENT_BY_NAME = {v.lower(): k for k, v in CONTINENT_NAMES.items()}
 
 def _continent_code(x: Any) -> str:
     """'EU' / 'eu' / 'Europe' -> 'EU'; unknown text is kept (stripped) as its own group; blank -> ''."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    s = str(x).strip()
+    s = _clean_one(x)
     if not s:
         return ""
     if s.upper() in CONTINENT_NAMES:
@@ -536,15 +534,23 @@ def _labels_to_frame(labels: Mapping[str, ArrayLike] | pd.DataFrame, n: int, nam
     return df
 
 
-def _clean_text(col: pd.Series) -> NDArray[np.object_]:
+def _clean_one(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    return str(v).strip()
+
+
+def _map_distinct(values: Any, fn: Any) -> NDArray[np.object_]:
+    """``fn`` applied to each distinct value once (labels repeat a lot), as an object array."""
+    idx, uniq = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    mapped = np.empty(len(uniq), dtype=object)
+    mapped[:] = [fn(u) for u in uniq]
+    return mapped[idx]
+
+
+def _clean_text(col: Any) -> NDArray[np.object_]:
     """Object array of stripped strings, '' where blank / NaN / None."""
-    out = np.empty(len(col), dtype=object)
-    for i, v in enumerate(col.tolist()):
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            out[i] = ""
-        else:
-            out[i] = str(v).strip()
-    return out
+    return _map_distinct(col, _clean_one)
 
 
 def _country_codes(df: pd.DataFrame) -> NDArray[np.object_] | None:
@@ -555,16 +561,23 @@ def _country_codes(df: pd.DataFrame) -> NDArray[np.object_] | None:
     if not cols:
         return None
     out = np.full(len(df), "", dtype=object)
-    cache: dict[str, str] = {}
     for c in cols:
-        vals = _clean_text(df[c])
-        for i, v in enumerate(vals):
-            if out[i] or not v:
-                continue
-            if v not in cache:
-                cache[v] = normalize_country(v) or ""
-            out[i] = cache[v]
+        codes = _map_distinct(df[c], lambda v: normalize_country(_clean_one(v)) or "")
+        out = np.where(out == "", codes, out)
     return out
+
+
+def _true_continents(df: pd.DataFrame) -> NDArray[np.object_] | None:
+    """Continent codes of the truth from its labels: the continent column, else
+    the continent of the country; None when the labels have neither."""
+    from georeason.geo import continent_of
+
+    if "continent" in df.columns:
+        return _map_distinct(df["continent"], _continent_code)
+    cc = _country_codes(df)
+    if cc is None:
+        return None
+    return _map_distinct(cc, lambda c: (continent_of(c) or "") if c else "")
 
 
 def _hierarchy(
@@ -591,9 +604,9 @@ def _hierarchy(
 
     def continents(df: pd.DataFrame, cc: NDArray[np.object_] | None) -> NDArray[np.object_] | None:
         if "continent" in df.columns:
-            return np.array([_continent_code(v) for v in df["continent"].tolist()], dtype=object)
+            return _map_distinct(df["continent"], _continent_code)
         if cc is not None:  # a country implies its continent
-            return np.array([(continent_of(c) or "") if c else "" for c in cc], dtype=object)
+            return _map_distinct(cc, lambda c: (continent_of(c) or "") if c else "")
         return None
 
     result: dict[str, LevelAccuracy] = {}
@@ -677,13 +690,16 @@ def compute_metrics(
         seed: seeds the bootstrap; same seed, same intervals.
         continents: continent of each row's TRUE location (codes like "EU" or
             names like "Europe"). If None and ``per_continent``, they come from
-            ``georeason.geo.reverse_geocode_batch(true_lat, true_lon)``.
+            ``true_labels`` (its continent, else its country's continent), else
+            from ``georeason.geo.reverse_geocode_batch(true_lat, true_lon)``.
         per_continent: compute the per-continent breakdown.
         per_continent_ci: bootstrap intervals per continent too (resampling
             within the continent).
-        true_labels, pred_labels: optional place labels for hierarchy accuracy:
-            a DataFrame or mapping with any of ``continent``, ``country_code``,
-            ``country``, ``admin1``, ``city``; blank / None = no label.
+        true_labels, pred_labels: optional place labels for hierarchy accuracy
+            (computed when both are given): a DataFrame or mapping with any of
+            ``continent``, ``country_code``, ``country``, ``admin1``, ``city``;
+            blank / None = no label. ``true_labels`` alone still supplies the
+            continents of the per-continent breakdown.
         bins: resolution of the fast bootstrap (see :func:`_bootstrap`); with
             n <= bins the bootstrap is the classic one.
 
@@ -742,11 +758,19 @@ def compute_metrics(
     per: dict[str, Summary] = {}
     source: str | None = None
     if per_continent:
+        from_labels = (
+            _true_continents(_labels_to_frame(true_labels, n_total, "true_labels"))
+            if continents is None and true_labels is not None
+            else None
+        )
         if continents is not None:
             raw = np.asarray(continents, dtype=object).reshape(-1)
             if raw.size != n_total:
                 raise ValueError(f"continents has {raw.size} rows, the coordinates have {n_total}")
             raw = raw[keep]
+            source = "labels"
+        elif from_labels is not None:  # the truth's own continent / country labels
+            raw = from_labels[keep]
             source = "labels"
         else:
             from georeason.geo import reverse_geocode_batch
@@ -774,8 +798,8 @@ def compute_metrics(
             )
 
     hier: dict[str, LevelAccuracy] = {}
-    if (true_labels is None) != (pred_labels is None):
-        raise ValueError("hierarchy accuracy needs both true_labels and pred_labels (or neither)")
+    if pred_labels is not None and true_labels is None:
+        raise ValueError("pred_labels need true_labels to compare with (hierarchy accuracy)")
     if true_labels is not None and pred_labels is not None:
         t_df = _labels_to_frame(true_labels, n_total, "true_labels")
         p_df = _labels_to_frame(pred_labels, n_total, "pred_labels")
