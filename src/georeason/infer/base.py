@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
+
+
+#: the spellings GLOBE's locatability judge counts as each answer
+YES_TOKENS: tuple[str, ...] = ("yes", "Yes", "YES")
+NO_TOKENS: tuple[str, ...] = ("no", "No", "NO")
 
 
 @dataclass
@@ -61,6 +67,8 @@ class Backend(abc.ABC):
 
     name: str = "backend"
     model_name: str = ""
+    #: per-request error messages of the last ``yes_no_logprobs`` call (None where it worked)
+    last_errors: list[str | None]
 
     @abc.abstractmethod
     def generate(
@@ -78,14 +86,19 @@ class Backend(abc.ABC):
         """
 
     def yes_no_logprobs(
-        self, requests: list[Request], *, yes: str = "yes", no: str = "no"
+        self,
+        requests: list[Request],
+        *,
+        yes_tokens: Sequence[str] = YES_TOKENS,
+        no_tokens: Sequence[str] = NO_TOKENS,
     ) -> list[tuple[float, float] | None]:
-        """Log-probabilities of the next token being ``yes`` / ``no`` after each prompt.
+        """``(log P(yes), log P(no))`` of the answer that follows each prompt.
 
         GLOBE's locatability reward is ``R_loc = P(yes) / (P(yes) + P(no))``
-        (arXiv 2506.14674, Sec. 3.2); see :func:`yes_probability`. ``None`` for a
-        request that failed (never a silent 0). Case variants (" Yes", "YES") are
-        summed into each side where the backend exposes them.
+        (arXiv 2506.14674); see :func:`yes_probability`. Each side sums the
+        probabilities of its spellings (``yes_tokens``: yes / Yes / YES, as
+        GLOBE counts them). ``None`` for a request that could not be scored
+        (never a silent 0); the reason is in :attr:`last_errors`.
         """
         raise NotImplementedError(f"backend {self.name!r} does not expose log-probabilities")
 
@@ -142,3 +155,30 @@ def get_backend(name: str, model: str, **options: Any) -> Backend:
     cls = getattr(module, cls_name)
     backend: Backend = cls(model, **options)
     return backend
+
+
+def image_parts(messages: list[dict[str, Any]]) -> int:
+    """How many image placeholders the messages hold (``{"type": "image"}`` or ``image_url`` parts)."""
+    n = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            n += sum(
+                1 for part in content if isinstance(part, dict) and part.get("type") in ("image", "image_url")
+            )
+    return n
+
+
+def check_request(request: Request) -> str | None:
+    """Why a request cannot run (None when it can): one image per image placeholder."""
+    if not isinstance(request.messages, list) or not request.messages:
+        return "request has no messages"
+    n = image_parts(request.messages)
+    has_image = request.image is not None
+    if n > 1:
+        return f"messages hold {n} image placeholders; a request carries one image"
+    if n == 1 and not has_image:
+        return "messages hold an image placeholder but the request has no image"
+    if n == 0 and has_image:
+        return 'request has an image but the messages hold no {"type": "image"} placeholder'
+    return None
