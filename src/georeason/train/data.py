@@ -1,0 +1,217 @@
+"""GeoSample datasets -> TRL's conversational datasets with images.
+
+Input: a Hugging Face ``datasets`` table with the GeoSample columns (``id``,
+``image`` as a path or the ``Image`` feature, ``lat``, ``lon`` and optional
+labels). Output, for TRL's trainers:
+
+- SFT: ``prompt`` (the protocol's messages, with an image placeholder), ``completion``
+  (one assistant message: the protocol's gold answer) and ``image``. TRL's
+  vision collator fills the placeholder with the image and, for prompt/completion
+  data, computes the loss on the completion only.
+- GRPO: ``prompt`` and ``image``, plus every label column untouched: TRL passes
+  the dataset's other columns to each reward function as keyword arguments
+  (``lat=[...], lon=[...], country=[...], entities=[...]``).
+
+Rows that cannot be used (missing or unreadable image file, invalid coordinates,
+labels the protocol cannot write an answer from) are dropped and listed, never
+left to crash the run half-way through an epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LABEL_COLUMNS = (
+    "id",
+    "lat",
+    "lon",
+    "continent",
+    "country_code",
+    "country",
+    "admin1",
+    "city",
+    "locatable",
+    "reasoning",
+    "entities",
+)
+REQUIRED_COLUMNS = ("image", "lat", "lon")
+_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+
+
+@dataclass
+class Skipped:
+    """Rows left out of training, with the reason for each (``(row id, reason)``)."""
+
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, row_id: Any, reason: str) -> None:
+        self.rows.append((str(row_id), reason))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _is_offline() -> bool:
+    from georeason.models import hub_offline
+
+    return hub_offline()
+
+
+def load_geo_dataset(
+    name_or_path: str | os.PathLike[str],
+    split: str = "train",
+    *,
+    max_samples: int | None = None,
+    seed: int = 0,
+) -> tuple[Any, Skipped]:
+    """Load a GeoSample dataset and check it; return ``(dataset, skipped rows)``.
+
+    ``name_or_path``: a ``save_to_disk`` folder (a ``DatasetDict`` -> ``split`` is
+    taken), a ``.parquet``/``.csv``/``.json(l)`` file, or a hub dataset name.
+    Image paths are resolved relative to the dataset's folder, checked, and the
+    column is cast to the ``Image`` feature (decoded lazily, row by row).
+    ``max_samples`` keeps a seeded random subset.
+    """
+    import datasets
+
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+        root = path
+    elif path.is_file():
+        builder = _FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise ValueError(
+                f"{path}: unsupported file type {path.suffix!r}; use {', '.join(_FILE_BUILDERS)}."
+            )
+        loaded = datasets.load_dataset(builder, data_files=str(path), split="train")
+        root = path.parent
+    elif text.startswith((".", "/", "~")) or _is_offline():
+        raise FileNotFoundError(
+            f"dataset {text!r} not found: no such folder or file"
+            + (" (and the hub is offline, HF_HUB_OFFLINE is set)" if _is_offline() else "")
+            + ". Build the synthetic world with `georeason data synthetic --out DIR`, or point dataset_name at a "
+            "folder saved with datasets' save_to_disk."
+        )
+    else:
+        loaded = datasets.load_dataset(text, split=split)
+        root = Path.cwd()
+
+    if isinstance(loaded, datasets.DatasetDict):
+        if split not in loaded:
+            raise ValueError(f"dataset {text} has no split {split!r}; its splits: {', '.join(loaded)}.")
+        ds = loaded[split]
+    else:
+        ds = loaded
+
+    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
+    if missing:
+        raise ValueError(
+            f"dataset {text} lacks the column(s) {', '.join(missing)}; a GeoSample dataset needs image, lat, lon "
+            f"(it has: {', '.join(ds.column_names)})."
+        )
+    if max_samples is not None and max_samples < len(ds):
+        ds = ds.shuffle(seed=seed).select(range(max_samples))
+    return _check_rows(ds, root)
+
+
+def _image_problem(value: Any, root: Path) -> tuple[str | None, str | None]:
+    """(resolved path, problem) of one path-valued image cell."""
+    if not isinstance(value, str) or not value:
+        return None, "no image path"
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        p = root / p
+    if not p.is_file():
+        return None, f"image file not found: {p}"
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:  # reads the header only: cheap, catches non-images
+            im.size  # noqa: B018
+    except (UnidentifiedImageError, OSError) as e:
+        return None, f"unreadable image {p}: {e}"
+    return str(p), None
+
+
+def _check_rows(ds: Any, root: Path) -> tuple[Any, Skipped]:
+    import datasets
+
+    skipped = Skipped()
+    ids = ds["id"] if "id" in ds.column_names else list(range(len(ds)))
+    lats, lons = ds["lat"], ds["lon"]
+    keep: list[int] = []
+    path_images = not isinstance(ds.features["image"], datasets.Image)
+    resolved: list[str] = []
+    images = ds["image"] if path_images else None
+    for i, (lat, lon) in enumerate(zip(lats, lons, strict=True)):
+        try:
+            flat, flon = float(lat), float(lon)
+            ok = math.isfinite(flat) and math.isfinite(flon) and abs(flat) <= 90 and abs(flon) <= 180
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            skipped.add(ids[i], f"invalid coordinates ({lat}, {lon})")
+            continue
+        if images is not None:
+            p, problem = _image_problem(images[i], root)
+            if problem is not None:
+                skipped.add(ids[i], problem)
+                continue
+            resolved.append(p)  # type: ignore[arg-type]
+        keep.append(i)
+    if len(keep) < len(ds):
+        ds = ds.select(keep)
+    if path_images:
+        ds = ds.remove_columns("image").add_column("image", resolved).cast_column("image", datasets.Image())
+    if len(ds) == 0:
+        reasons = "; ".join(r for _, r in skipped.rows[:3])
+        raise ValueError(f"no usable rows in the dataset (e.g. {reasons}).")
+    return ds, skipped
+
+
+def _label_columns(ds: Any) -> list[str]:
+    return [c for c in LABEL_COLUMNS if c in ds.column_names]
+
+
+def to_sft_dataset(ds: Any, protocol_name: str) -> tuple[Any, Skipped]:
+    """GeoSample rows -> ``prompt`` / ``completion`` / ``image`` rows for TRL's SFTTrainer.
+
+    The completion is ``protocol.format_answer(row)``: for Geo-R, the Chain of Region
+    written from the ground truth (levels missing from the row are filled by
+    reverse geocoding its coordinates, as the paper builds its SFT data).
+    """
+    from georeason.protocols import get_protocol
+
+    protocol = get_protocol(protocol_name)
+    prompt = protocol.messages()
+    skipped = Skipped()
+    answers: list[str | None] = []
+    for row in ds.select_columns(_label_columns(ds)).to_list():  # labels only: images stay undecoded
+        try:
+            answers.append(protocol.format_answer(row))
+        except ValueError as e:
+            answers.append(None)
+            skipped.add(row.get("id"), f"no gold answer: {e}")
+    keep = [i for i, a in enumerate(answers) if a is not None]
+    if not keep:
+        raise ValueError(f"the {protocol.name} protocol could not write a gold answer for any row.")
+    ds = ds.select(keep).select_columns(["image"])
+    ds = ds.add_column("completion", [[{"role": "assistant", "content": answers[i]}] for i in keep])
+    ds = ds.add_column("prompt", [prompt] * len(ds))
+    return ds, skipped
+
+
+def to_grpo_dataset(ds: Any, protocol_name: str) -> Any:
+    """GeoSample rows -> ``prompt`` / ``image`` rows, labels kept for the reward functions."""
+    from georeason.protocols import get_protocol
+
+    prompt = get_protocol(protocol_name).messages()
+    keep = ["image", *_label_columns(ds)]
+    ds = ds.select_columns(keep)
+    return ds.add_column("prompt", [prompt] * len(ds))
