@@ -31,7 +31,7 @@ Geo-R: arXiv 2601.00388; GLOBE: arXiv 2506.14674; PIGEON: CVPR 2024.
 (['geor', 'hierarchy'], [1.0, 0.5])
 """
 
-from georeason.rewards.batch import clear_parse_cache
+from georeason.rewards.batch import clear_caches, clear_parse_cache
 from georeason.rewards.formulas import (
     JudgeError,
     geor_distance_from_km,
@@ -100,6 +100,7 @@ __all__ = [
     "LogprobJudge",
     "OpenAIChatLogprobs",
     "RewardSpec",
+    "clear_caches",
     "clear_parse_cache",
     "consistency",
     "geor",

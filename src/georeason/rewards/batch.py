@@ -17,7 +17,7 @@ import logging
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -85,6 +85,22 @@ def parse_completions(completions: Sequence[Any], protocol: str) -> list[Predict
 def clear_parse_cache() -> None:
     r"""Forget cached parses (e.g. after changing a protocol's parser in a notebook)."""
     _parse_text.cache_clear()
+
+
+def clear_caches() -> None:
+    """Forget every cache the rewards keep: parses, name matches, geocoded names, entity keys."""
+    import georeason.rewards.ours as ours  # import here: ours imports this module
+
+    for cached_fn in (
+        _parse_text,
+        country_code_of,
+        names_match_cached,
+        _entity_patterns,
+        _continent_of,
+        ours._geocode_names,
+        ours._city_rows,
+    ):
+        cached_fn.cache_clear()
 
 
 # --------------------------------------------------------------------------- columns
@@ -161,10 +177,13 @@ _TRL_EXTRAS = frozenset(
 
 
 def _text(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None:
         return None
-    s = str(value).strip()
-    return s or None
+    if type(value) is not str:
+        if isinstance(value, float) and math.isnan(value):  # pandas' missing value
+            return None
+        value = str(value)
+    return value.strip() or None
 
 
 # --------------------------------------------------------------------------- names
@@ -230,16 +249,21 @@ class Truth:
 
 
 def true_places(
-    columns: Mapping[str, Any], n: int, reward: str, *, fill_from_coordinates: bool = True
+    columns: Mapping[str, Any],
+    n: int,
+    reward: str,
+    *,
+    fill_from_coordinates: bool = True,
+    levels: Collection[str] = ("continent", "country", "admin1", "city"),
 ) -> list[Truth]:
     r"""Ground-truth place names per row from the columns ``continent``, ``country_code``,
     ``country``, ``admin1``, ``city``.
 
-    Where ``fill_from_coordinates`` and the row has true ``lat``/``lon``, missing levels are
-    filled by reverse geocoding them (datasets like IM2GPS3K label coordinates only); lower
-    levels are filled only where the labelled country agrees with the reverse-geocoded one,
-    so a row never mixes two countries. Raises ``KeyError`` when the batch has neither names
-    nor coordinates.
+    Where ``fill_from_coordinates`` and the row has true ``lat``/``lon``, missing levels
+    among ``levels`` (the ones the caller scores) are filled by reverse geocoding them
+    (datasets like IM2GPS3K label coordinates only); lower levels are filled only where the
+    labelled country agrees with the reverse-geocoded one, so a row never mixes two
+    countries. Raises ``KeyError`` when the batch has neither names nor coordinates.
     """
     cols = {k: column(columns, k, n) for k in ("continent", "country_code", "country", "admin1", "city")}
     has_coords = column(columns, "lat", n) is not None and column(columns, "lon", n) is not None
@@ -250,25 +274,24 @@ def true_places(
             f"{sorted(k for k in columns if k not in _TRL_EXTRAS)}"
         )
 
-    def get(name: str, i: int) -> str | None:
+    def texts(name: str) -> list[str | None]:
         col = cols[name]
-        return _text(col[i]) if col is not None else None
+        return [_text(v) for v in col] if col is not None else [None] * n
 
-    rows: list[dict[str, str | None]] = []
-    for i in range(n):
-        cc = country_code_of(get("country_code", i)) or country_code_of(get("country", i))
-        rows.append(
-            {
-                "continent": continent_code(get("continent", i)),
-                "country_code": cc,
-                "country": get("country", i),
-                "admin1": get("admin1", i),
-                "city": get("city", i),
-            }
-        )
+    continent = [continent_code(c) for c in texts("continent")]
+    country = texts("country")
+    code = [
+        country_code_of(a) or country_code_of(b) for a, b in zip(texts("country_code"), country, strict=True)
+    ]
+    admin1, city = texts("admin1"), texts("city")
+    fill = [k for k in ("admin1", "city") if k in levels]
     if fill_from_coordinates and has_coords:
         need = [
-            i for i, r in enumerate(rows) if any(r[k] is None for k in ("country_code", "admin1", "city"))
+            i
+            for i in range(n)
+            if code[i] is None
+            or (admin1[i] is None and "admin1" in fill)
+            or (city[i] is None and "city" in fill)
         ]
         if need:
             lat, lon = true_coordinates(columns, n, reward)
@@ -279,20 +302,30 @@ def true_places(
                 for j, i in enumerate(idx.tolist()):
                     if not table.valid[j]:
                         continue
-                    r = rows[i]
                     rcc = str(table.country_code[j]) or None
-                    if r["country_code"] is None and r["country"] is None:
-                        r["country_code"] = rcc
-                    if r["country_code"] != rcc:
+                    if code[i] is None and country[i] is None:
+                        code[i] = rcc
+                    if code[i] != rcc:
                         continue  # the label names another country: do not mix in the other's levels
-                    for key in ("admin1", "city"):
-                        if r[key] is None:
-                            r[key] = str(getattr(table, key)[j]) or None
-    out = []
-    for r in rows:
-        cont = r["continent"] or (geo.continent_of(r["country_code"]) if r["country_code"] else None)
-        out.append(Truth(cont, r["country_code"], r["country"], r["admin1"], r["city"]))
-    return out
+                    if admin1[i] is None and "admin1" in fill:
+                        admin1[i] = str(table.admin1[j]) or None
+                    if city[i] is None and "city" in fill:
+                        city[i] = str(table.city[j]) or None
+    return [
+        Truth(
+            continent[i] or (_continent_of(code[i]) if code[i] else None),
+            code[i],
+            country[i],
+            admin1[i],
+            city[i],
+        )
+        for i in range(n)
+    ]
+
+
+@lru_cache(maxsize=1024)
+def _continent_of(code: str) -> str | None:
+    return geo.continent_of(code)
 
 
 def countries_match(pred: Prediction, truth: Truth) -> bool:
@@ -338,9 +371,18 @@ def text_key(text: str) -> str:
     return _NON_WORD.sub(" ", text.casefold()).strip()
 
 
-def _is_spaced_script(key: str) -> bool:
-    # CJK, Thai and similar scripts do not separate words with spaces: no word boundaries there.
-    return not any("\u0e00" <= ch <= "\u0eff" or ch >= "\u2e80" for ch in key)
+# CJK, Thai, Lao and similar scripts do not separate words with spaces: no word boundaries there.
+_UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u2e80-\U0010ffff]")
+
+
+@lru_cache(maxsize=65_536)
+def _entity_patterns(entities: tuple[str, ...]) -> tuple[str, ...]:
+    """Distinct search patterns of a row's entities: ``" key "`` (word boundaries) or ``key``.
+
+    Cached: the 16 generations of a prompt share its entities.
+    """
+    keys = dict.fromkeys(k for k in (text_key(e) for e in entities) if k)
+    return tuple(k if _UNSPACED_SCRIPT.search(k) else f" {k} " for k in keys)
 
 
 def entity_list(value: Any) -> list[str]:
@@ -385,9 +427,8 @@ def mentions(entities: Sequence[str], text: str) -> tuple[int, int]:
     >>> mentions(["Eiffel Tower", "café", "bus", "Eiffel tower"], "A CAFE near the eiffel  tower; business")
     (2, 3)
     """
-    keys = {k for k in (text_key(e) for e in entities) if k}
-    if not keys:
+    patterns = _entity_patterns(tuple(entities))
+    if not patterns:
         return 0, 0
     padded = f" {text_key(text)} "
-    hit = sum(1 for k in keys if (f" {k} " in padded if _is_spaced_script(k) else k in padded))
-    return hit, len(keys)
+    return sum(1 for p in patterns if p in padded), len(patterns)

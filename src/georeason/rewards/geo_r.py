@@ -37,7 +37,9 @@ class GeoRReward:
       A completion with no valid coordinates scores **0.0**: the model gave no location,
       which is a legitimate zero for a distance reward, not a failure to score.
     - ``"format"`` — ``r_format`` = 1 iff the answer holds exactly one valid (lat, lon) pair
-      (``Prediction.n_coordinates == 1`` from the parser), else 0.
+      (``Prediction.n_coordinates == 1`` from the parser), else 0. This is the paper's
+      condition; the ``geor`` protocol's own ``format_ok`` also asks for every level of the
+      chain and is not used here.
     - ``"product"`` — ``r_dist × r_format``, the paper's reward.
 
     Rows whose true coordinates are missing or invalid score ``None`` (nothing to compare

@@ -86,7 +86,13 @@ class GlobeAccuracy:
     def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
         n = len(completions)
         preds = parse_completions(completions, self.protocol)
-        truths = true_places(columns, n, self.__name__, fill_from_coordinates=self.fill_from_coordinates)
+        truths = true_places(
+            columns,
+            n,
+            self.__name__,
+            fill_from_coordinates=self.fill_from_coordinates,
+            levels=("country", "city"),
+        )
         out: list[float | None] = []
         for pred, truth in zip(preds, truths, strict=True):
             if not truth.has_country or truth.city is None:
@@ -136,7 +142,11 @@ class GlobeVisual:
 class GlobeFormat:
     r"""GLOBE's format reward: 1 iff ``<think>…</think><answer>…</answer>`` and nothing after.
 
-    Read from the ``globe`` parser's ``format_ok``. Range {0, 1}; never None.
+    Read from the ``globe`` parser's ``format_ok``: one ``<think>`` block first, then one
+    ``<answer>`` block, only whitespace between and after. The parser also asks for a
+    non-empty ``country:`` and ``city:`` line, which GLOBE's released regex
+    (``^<think>.*?</think>\s*<answer>.*?</answer>(?![\s\S])``) does not check.
+    Range {0, 1}; never None.
     """
 
     def __init__(self, *, protocol: str = "globe", name: str = "globe_format") -> None:

@@ -421,14 +421,27 @@ class KeywordJudge:
         self.cues = tuple(dict.fromkeys(k for k in (text_key(c) for c in cues) if k))
         self.hedges = tuple(dict.fromkeys(k for k in (text_key(h) for h in hedges) if k))
         self.hedge_weight = float(hedge_weight)
+        # Phrases are looked up as word n-grams of the text (exactly "phrase at word
+        # boundaries"), starting only at words that begin some phrase.
+        self._phrases = frozenset(self.cues) | frozenset(self.hedges)
+        self._first_words = frozenset(p.split()[0] for p in self._phrases)
+        self._max_words = max((len(p.split()) for p in self._phrases), default=0)
+        self._cue_set = frozenset(self.cues)
 
     def __repr__(self) -> str:
         return f"KeywordJudge({len(self.cues)} cues, {len(self.hedges)} hedges, hedge_weight={self.hedge_weight})"
 
     def score(self, text: str) -> float:
-        padded = f" {text_key(text)} "
-        cues = sum(1 for c in self.cues if f" {c} " in padded)
-        hedges = sum(1 for h in self.hedges if f" {h} " in padded)
+        words = text_key(text).split()
+        found: set[str] = set()
+        for i, word in enumerate(words):
+            if word in self._first_words:  # only phrases starting here can match
+                for n in range(1, min(self._max_words, len(words) - i) + 1):
+                    gram = " ".join(words[i : i + n])
+                    if gram in self._phrases:
+                        found.add(gram)
+        cues = sum(1 for k in found if k in self._cue_set)
+        hedges = len(found) - cues
         return (1.0 + cues) / (2.0 + cues + self.hedge_weight * hedges)
 
     def __call__(

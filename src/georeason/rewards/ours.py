@@ -24,6 +24,7 @@ import numpy as np
 from georeason import geo
 from georeason.geo import haversine_km
 from georeason.rewards.batch import (
+    _continent_of,
     admin1_match,
     cities_match,
     continent_code,
@@ -121,7 +122,7 @@ class HierarchyReward:
             if truth.continent is None:
                 out["continent"] = None
             else:
-                pcont = continent_code(pred.continent) or (geo.continent_of(pcc) if pcc else None)
+                pcont = continent_code(pred.continent) or (_continent_of(pcc) if pcc else None)
                 out["continent"] = pcont == truth.continent
         if "country" in self.weights:
             out["country"] = country_ok
@@ -142,7 +143,13 @@ class HierarchyReward:
     def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
         n = len(completions)
         preds = parse_completions(completions, self.protocol)
-        truths = true_places(columns, n, self.__name__, fill_from_coordinates=self.fill_from_coordinates)
+        truths = true_places(
+            columns,
+            n,
+            self.__name__,
+            fill_from_coordinates=self.fill_from_coordinates,
+            levels=tuple(self.weights),
+        )
         return [
             hierarchy_from_matches(self.matches(p, t), self.weights)
             for p, t in zip(preds, truths, strict=True)
@@ -202,41 +209,41 @@ class ConsistencyReward:
             return out
         idx = np.asarray(todo)
         table = geo.reverse_geocode_batch(plat[idx], plon[idx])
-        # Rows whose named city is not the nearest place: look for a place of that name nearby,
-        # all rows at once (one haversine call over every candidate of every such row).
-        pending: list[int] = []
+        # City check, vectorised over the batch: is a gazetteer place of the named city within
+        # the radius (one haversine call over every candidate of every row)? Rows that fail
+        # get the slower alias comparison with the nearest place (a remote village's name).
+        pending: list[tuple[int, int, str]] = []  # (row, table row, named city)
         candidates: list[Any] = []
         for j, i in enumerate(todo):
             if not table.valid[j]:
                 logger.warning("%s: reverse geocoding failed for #%d: %s", self.__name__, i, table.errors[j])
                 continue
             p = preds[i]
-            rcc = str(table.country_code[j])
             ok = True
             if p.country or p.country_code:
-                ok = pred_country_code(p) == rcc
+                ok = pred_country_code(p) == table.country_code[j]
             if ok and p.city:
-                place_city = str(table.city[j])
-                if not (place_city and names_match_cached(p.city, place_city, "city", rcc or None)):
-                    rows = _city_rows(p.city)
-                    if len(rows):
-                        pending.append(i)
-                        candidates.append(rows)
-                    ok = False  # unless a candidate lies within the radius (below)
+                pending.append((i, j, p.city))
+                candidates.append(_city_rows(p.city))
+                ok = False  # until the city check passes
             out[i] = 1.0 if ok else 0.0
         if pending:
             g = geo.gazetteer()
             counts = np.array([len(r) for r in candidates])
-            rows = np.concatenate(candidates)
-            owner = np.repeat(np.asarray(pending), counts)
+            rows = np.concatenate(candidates) if counts.sum() else np.empty(0, dtype=np.int64)
+            owner = np.repeat(np.asarray([i for i, _, _ in pending]), counts)
             near = haversine_km(plat[owner], plon[owner], g.lat[rows], g.lon[rows]) <= self.city_radius_km
-            for i in np.unique(owner[near]).tolist():
-                out[i] = 1.0
+            passed = set(np.unique(owner[near]).tolist())
+            for i, j, city in pending:
+                place_city, rcc = str(table.city[j]), str(table.country_code[j])
+                if i in passed or (place_city and names_match_cached(city, place_city, "city", rcc or None)):
+                    out[i] = 1.0
         return out
 
 
+@lru_cache(maxsize=65_536)
 def _city_rows(city: str) -> Any:
-    # every gazetteer place of that name or alternate name, in any country
+    # every gazetteer place of that name or alternate name, in any country (read-only array)
     from georeason.geo.gazetteer import city_candidates
 
     return city_candidates(city)
