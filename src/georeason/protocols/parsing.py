@@ -264,7 +264,7 @@ _VALUE_RE = re.compile(
     r"(?=[-+0-9NSEWnsewLl])"  # the possible first characters: halves the cost where nothing starts
     rf"(?:({_KEY})(?![A-Za-z])[\s\"'*_`]{{0,4}}(?:[:=][\s\"'*_`]{{0,4}})?)?"
     rf"(?:({_HEMI})(?![A-Za-z])\s{{0,2}})?"
-    r"([-+]?)([0-9]{1,3}(?:\.[0-9]{1,15})?)(?!\.?[0-9])"
+    r"([-+]?)([0-9]{1,3}(?:\.[0-9]{1,15})?(?:e[-+][0-9]{1,3})?)(?!\.?[0-9])"  # "6.1e-05" as JSON writes it
     rf"(?:\s{{0,2}}(?:°|{_ci('deg')}(?:{_ci('ree')}[sS]?)?(?![A-Za-z]))"
     rf"(?:\s{{0,2}}([0-9]{{1,2}}(?:\.[0-9]{{1,12}})?)(?!\.?[0-9])\s{{0,2}}(?:'(?!')|{_ci('min')}(?![A-Za-z]))"
     rf"(?:\s{{0,2}}([0-9]{{1,2}}(?:\.[0-9]{{1,12}})?)(?!\.?[0-9])\s{{0,2}}(?:\"|''|{_ci('sec')}(?![A-Za-z])))?)?)?"
@@ -293,18 +293,22 @@ class CoordinateScan:
     truncated: bool = False  # too many digits: only the tail was read
 
 
-# A value: [role or None, signed value or None (malformed), text, pre, suf]
+# A value: [role ("lat" | "lon" | None), magnitude (None if malformed), negative
+# sign?, text as written, hemisphere before, hemisphere after]. A list, not a
+# dataclass: _resolve_chunk moves hemispheres between values in place, cheaply.
 _Value = list
 
 
 def _make_value(m: re.Match[str]) -> _Value:
     key, pre, sign, deg, mins, secs, suf = m.groups()
-    mag: float | None = float(deg)
+    degrees = float(deg)
+    mag: float | None = degrees
     if mins is not None:
         mv = float(mins)
         sv = float(secs) if secs is not None else 0.0
         # Minutes and seconds only make sense below 60, and only under whole degrees.
-        mag = None if (mv >= 60 or sv >= 60 or "." in deg) else mag + mv / 60 + sv / 3600
+        whole = "." not in deg and "e" not in deg
+        mag = degrees + mv / 60 + sv / 3600 if (mv < 60 and sv < 60 and whole) else None
     role = None
     if key is not None:
         k = key.lower()
@@ -437,6 +441,8 @@ def scan_coordinates(text: str, *, normalized: bool = False) -> CoordinateScan:
     pairs: list[tuple[float, float]] = []
     if len(text) > MAX_ANSWER_CHARS:
         text = text[-MAX_ANSWER_CHARS:]
+    if not normalized:
+        text = normalize_text(text)
     digits = _count_digits(text)
     if digits == 0:  # no digit, no coordinates: most failures end here
         return CoordinateScan(pairs, errors)
@@ -444,8 +450,6 @@ def scan_coordinates(text: str, *, normalized: bool = False) -> CoordinateScan:
     if truncated:
         errors.append(f"answer holds {digits} digits; read only its last {DENSE_TAIL_CHARS} characters")
         text = text[-DENSE_TAIL_CHARS:]
-    if not normalized:
-        text = normalize_text(text)
     chunk: list[_Value] = []
     last_end = 0
     for m in _value_matches(text):
