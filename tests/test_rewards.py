@@ -210,6 +210,42 @@ def test_geor_with_other_protocol() -> None:
         make_geor("sum")
 
 
+# Completions as VLMs write them early in GRPO (truth: Kyoto, 35.0116, 135.7681).
+KYOTO = (35.0116, 135.7681)
+REALISTIC = [
+    # (completion, geor_format, geor > 0, globe_format)
+    (chain("Japan", "Kyoto", *KYOTO, state="Kyoto Prefecture"), 1.0, True, 1.0),  # has country/city lines
+    ("<think>Temples, maples.</think>\n<answer>**Country:** Japan\n**State:** Kyoto\n**City:** Kyoto\n"
+     "**Coordinates:** 35°0'42\"N, 135°46'5\"E</answer>", 1.0, True, 1.0),
+    ("<answer>Country: Japan\nCity: Kyoto\nCoordinates: (35.01, 135.77)</answer>", 1.0, True, 0.0),  # no State
+    (chain("Japan", "Kyoto", *KYOTO) + "\nI hope this helps!", 1.0, True, 0.0),  # text after the answer
+    ("<answer>Country: Japan\nCity: Kyoto or Nara\nCoordinates: (35.01, 135.77) or (34.68, 135.80)</answer>",
+     0.0, False, 0.0),
+    ('<answer>{"Country": "Japan", "City": "Kyoto", "lat": 35.01, "lon": 135.77}</answer>', 1.0, True, 0.0),
+    ("<think>Probably Japan.</think><answer>country: Japan\ncity: Kyoto</answer>", 0.0, False, 1.0),
+    ("I think this is Kyoto, Japan, but I am not sure.", 0.0, False, 0.0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "fmt", "positive", "globe_fmt"), REALISTIC)
+def test_realistic_completions(text: str, fmt: float, positive: bool, globe_fmt: float) -> None:
+    cols = {
+        "lat": [KYOTO[0]],
+        "lon": [KYOTO[1]],
+        "country": ["Japan"],
+        "city": ["Kyoto"],
+        "entities": [["temple"]],
+    }
+    assert geor_format([text], **cols) == [fmt]
+    (g,) = geor([text], **cols)
+    assert g is not None and (g > 0.9 if positive else g == 0.0)
+    assert globe_format([text], **cols) == [globe_fmt]
+    for name, func in REWARDS.items():
+        (value,) = func([text], **cols)
+        lo, hi = REWARD_RANGES[name]
+        assert value is None or lo <= value <= hi
+
+
 def test_missing_or_misaligned_columns_raise_clear_errors() -> None:
     c = [chain("Japan", "Tokyo", *TOKYO)]
     with pytest.raises(KeyError, match="'lat' and 'lon'"):

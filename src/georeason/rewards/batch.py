@@ -96,7 +96,7 @@ def clear_caches() -> None:
         country_code_of,
         names_match_cached,
         _entity_patterns,
-        _continent_of,
+        cached_continent_of,
         ours._geocode_names,
         ours._city_rows,
     ):
@@ -313,7 +313,7 @@ def true_places(
                         city[i] = str(table.city[j]) or None
     return [
         Truth(
-            continent[i] or (_continent_of(code[i]) if code[i] else None),
+            continent[i] or (cached_continent_of(code[i]) if code[i] else None),
             code[i],
             country[i],
             admin1[i],
@@ -324,7 +324,7 @@ def true_places(
 
 
 @lru_cache(maxsize=1024)
-def _continent_of(code: str) -> str | None:
+def cached_continent_of(code: str) -> str | None:
     return geo.continent_of(code)
 
 

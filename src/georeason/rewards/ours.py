@@ -24,8 +24,9 @@ import numpy as np
 from georeason import geo
 from georeason.geo import haversine_km
 from georeason.rewards.batch import (
-    _continent_of,
+    Truth,
     admin1_match,
+    cached_continent_of,
     cities_match,
     continent_code,
     countries_match,
@@ -112,7 +113,7 @@ class HierarchyReward:
     def __repr__(self) -> str:
         return f"HierarchyReward(weights={self.weights}, protocol={self.protocol!r}, name={self.__name__!r})"
 
-    def matches(self, pred: Prediction, truth: Any) -> dict[str, bool | None]:
+    def matches(self, pred: Prediction, truth: Truth) -> dict[str, bool | None]:
         r"""Per-level match (None where the truth lacks the level) for one parsed answer."""
         pcc = pred_country_code(pred)
         country_ok = countries_match(pred, truth) if truth.has_country else None
@@ -122,7 +123,7 @@ class HierarchyReward:
             if truth.continent is None:
                 out["continent"] = None
             else:
-                pcont = continent_code(pred.continent) or (_continent_of(pcc) if pcc else None)
+                pcont = continent_code(pred.continent) or (cached_continent_of(pcc) if pcc else None)
                 out["continent"] = pcont == truth.continent
         if "country" in self.weights:
             out["country"] = country_ok
