@@ -1,4 +1,6 @@
 """CLI subcommands; each module registers its commands on `georeason.cli.app`."""
 
 from georeason.commands import geo_cmd  # noqa: F401
+from georeason.commands import locate  # noqa: F401
 from georeason.commands import score  # noqa: F401
+from georeason.commands import serve_cmd  # noqa: F401

@@ -193,7 +193,14 @@ class HFBackend(Backend):
         except Exception as e:
             if len(batch) == 1:
                 logger.warning("hf backend: request %s failed: %s", batch[0].id, e)
-                return [Response(id=batch[0].id, text=None, error=f"{type(e).__name__}: {e}")]
+                return [
+                    Response(
+                        id=batch[0].id,
+                        text=None,
+                        error=f"{type(e).__name__}: {e}",
+                        extra={"error_type": type(e).__name__},
+                    )
+                ]
             logger.warning("hf backend: batch of %d failed (%s); retrying item by item", len(batch), e)
             self._free_memory()
             return [self._generate_isolated([r], settings)[0] for r in batch]

@@ -1,0 +1,121 @@
+"""`georeason locate IMAGE...`: where was this photo taken, and why.
+
+Runs a model (``--backend hf`` in process, or ``--backend openai`` against any
+OpenAI-compatible server), prints each image's reasoning chain, the parsed
+place with the gazetteer's name for the predicted coordinates, and the
+coordinates. Photos with GPS in their EXIF also get the error in km.
+
+An unreadable image costs that image only (an error line); the exit code is
+non-zero only when every image failed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from georeason.cli import app
+
+
+def _place_line(place: dict[str, Any] | None) -> str:
+    if not place:
+        return "-"
+    parts = [place.get("city"), place.get("admin1"), place.get("country")]
+    return ", ".join(p for p in parts if p) or "-"
+
+
+def _print_human(results: list[Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False)
+    for r in results:
+        console.rule(f"[bold]{escape(r.source)}")
+        if r.error is not None:
+            console.print(f"[red]error:[/red] {escape(r.error)}")
+            continue
+        reasoning = r.reasoning.strip() or (r.answer or "").strip()
+        console.print("[bold]reasoning[/bold]")
+        console.print(escape(reasoning) if reasoning else "[dim](none)[/dim]")
+        pred = r.prediction or {}
+        named = ", ".join(str(pred[k]) for k in ("city", "admin1", "country") if pred.get(k))
+        if named:
+            console.print(f"[bold]answer[/bold]       {escape(named)}")
+        if r.lat is not None and r.lon is not None:
+            how = " (geocoded from the named place)" if r.coordinates_from == "geocoded" else ""
+            console.print(f"[bold]coordinates[/bold]  {r.lat:.5f}, {r.lon:.5f}{how}")
+            console.print(f"[bold]place[/bold]        {escape(_place_line(r.place))}")
+        else:
+            console.print("[bold]coordinates[/bold]  [yellow]none[/yellow]")
+        if r.exif_gps is not None:
+            gps = f"{r.exif_gps[0]:.5f}, {r.exif_gps[1]:.5f}"
+            err = f"{r.error_km:,.1f} km" if r.error_km is not None else "n/a (no predicted coordinates)"
+            console.print(f"[bold]EXIF GPS[/bold]     {gps}  error: {err}")
+        for w in r.warnings:
+            console.print(f"[yellow]warning:[/yellow] {escape(w)}")
+
+
+@app.command("locate")
+def locate_cmd(
+    images: Annotated[list[Path], typer.Argument(help="Image files to locate.", show_default=False)],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model folder or hub id (hf); served model name (openai).")
+    ] = "auto",
+    backend: Annotated[str, typer.Option(help="Inference backend: hf | openai | vllm.")] = "hf",
+    protocol: Annotated[str, typer.Option(help="Answer protocol: geor | globe | plain | cot.")] = "geor",
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (openai).")
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the API key (openai).")
+    ] = "OPENAI_API_KEY",
+    max_pixels: Annotated[
+        int | None, typer.Option(help="Resize images to at most this many pixels (aspect kept).")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 512,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    batch_size: Annotated[int, typer.Option(help="Micro-batch size (hf).")] = 8,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of text.")] = False,
+) -> None:
+    """Locate photos: reasoning chain, place, coordinates (and the error against EXIF GPS)."""
+    from georeason.infer.base import get_backend
+    from georeason.infer.locate import locate
+    from georeason.protocols import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise typer.BadParameter(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    options: dict[str, Any] = {}
+    if backend == "openai":
+        options.update(base_url=base_url, api_key_env=api_key_env, max_pixels=max_pixels)
+    elif backend == "hf":
+        if model == "auto":
+            raise typer.BadParameter("--model is required with --backend hf (a model folder or hub id)")
+        options.update(max_pixels=max_pixels, batch_size=batch_size)
+    try:
+        engine = get_backend(backend, model, **options)
+    except Exception as e:
+        typer.echo(f"error: cannot start the {backend} backend: {e}", err=True)
+        raise typer.Exit(2) from e
+    try:
+        results = locate(
+            engine,
+            [str(p) for p in images],
+            protocol=protocol,
+            max_pixels=max_pixels,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+        )
+    finally:
+        engine.close()
+    if json_out:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+    else:
+        _print_human(results)
+    failed = sum(1 for r in results if not r.ok)
+    if failed:
+        typer.echo(f"{failed} of {len(results)} images failed", err=True)
+    if failed == len(results):
+        raise typer.Exit(1)

@@ -1,0 +1,352 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions server.
+
+vLLM's ``vllm serve``, SGLang, TGI, ``georeason serve`` and hosted APIs all take
+the same request: the image travels inline as a base64 data URL in an
+``image_url`` content part, next to the prompt text.
+
+Robustness, because an evaluation sends thousands of requests:
+
+- ``concurrency`` requests in flight at once (a thread pool over one pooled
+  ``httpx.Client``: servers batch concurrent requests, so this is where the
+  throughput comes from);
+- retries with exponential backoff and full jitter on 408/409/429/5xx and on
+  connection errors and timeouts, honouring ``Retry-After`` (capped); other
+  4xx fail at once (retrying a bad request cannot help);
+- a per-request ``timeout``;
+- the API key from the environment (``OPENAI_API_KEY`` or the variable named
+  by ``api_key_env``), never from the command line.
+
+A request that still fails gets a Response with ``error`` set; the run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from georeason.infer.base import NO_TOKENS, YES_TOKENS, Backend, Request, Response, check_request
+
+logger = logging.getLogger("georeason.infer")
+
+#: HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors.
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class RequestFailed(RuntimeError):
+    """A request failed for good (after retries, or at once for a non-retryable status)."""
+
+
+class OpenAIBackend(Backend):
+    """Client for ``POST {base_url}/chat/completions``.
+
+    Args:
+        model: the served model name (``"auto"`` or ``""``: the first of ``GET /models``).
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` (``$OPENAI_BASE_URL`` if unset).
+        api_key: the key itself (prefer ``api_key_env``); none -> no Authorization header.
+        api_key_env: the environment variable holding the key (default ``OPENAI_API_KEY``).
+        concurrency: requests in flight at once.
+        timeout: seconds for one HTTP request (connect + read).
+        max_retries: retries after the first attempt.
+        backoff: first backoff in seconds; attempt k waits ``uniform(0, backoff * 2**k)``,
+            capped at ``max_backoff`` (full jitter: many clients do not retry in lockstep).
+        image_format: ``"PNG"`` (lossless, default) or ``"JPEG"`` (smaller uploads).
+        jpeg_quality: JPEG quality when ``image_format="JPEG"``.
+        max_pixels: downscale images above this many pixels before upload.
+        extra_body: extra JSON fields for every request (e.g. vLLM's ``{"top_k": 20}``).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str = "auto",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        image_format: str = "PNG",
+        jpeg_quality: int = 90,
+        max_pixels: int | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        import httpx
+
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {base_url!r}"
+            )
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        fmt = image_format.upper().replace("JPG", "JPEG")
+        if fmt not in ("PNG", "JPEG"):
+            raise ValueError(f"image_format must be PNG or JPEG, got {image_format!r}")
+        self.base_url = base_url.rstrip("/")
+        if api_key is None:
+            api_key = os.environ.get(api_key_env) or None
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.image_format = fmt
+        self.jpeg_quality = jpeg_quality
+        self.max_pixels = max_pixels
+        self.extra_body = dict(extra_body or {})
+        headers = {"Content-Type": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="georeason-openai")
+        self._lock = threading.Lock()
+        self.attempts = 0  # HTTP attempts made, retries included (for reports and tests)
+        self.last_errors = []
+        self.model_name = model if model and model != "auto" else self._first_model()
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model_name!r}, base_url={self.base_url!r}, concurrency={self.concurrency})"
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _first_model(self) -> str:
+        data = self._request("GET", "/models")
+        try:
+            return str(data["data"][0]["id"])
+        except (KeyError, IndexError, TypeError) as e:
+            raise RequestFailed(f"{self.base_url}/models lists no model; pass the model name") from e
+
+    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
+        delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
+        if retry_after:
+            # seconds form only; an HTTP-date is rare from inference servers
+            with contextlib.suppress(ValueError):
+                delay = max(delay, min(float(retry_after), self.max_backoff))
+        time.sleep(delay)
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One API call with retries; returns the JSON body or raises RequestFailed."""
+        import httpx
+
+        url = f"{self.base_url}{path}"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            with self._lock:
+                self.attempts += 1
+            retry_after = None
+            try:
+                resp = self._client.request(method, url, json=body)
+            except httpx.TimeoutException as e:
+                last = f"timeout after {self.timeout:g} s ({type(e).__name__})"
+            except httpx.TransportError as e:
+                last = f"connection error: {type(e).__name__}: {e}"
+            else:
+                if resp.status_code < 300:
+                    try:
+                        data: dict[str, Any] = resp.json()
+                    except ValueError as e:
+                        raise RequestFailed(f"{url} returned invalid JSON: {resp.text[:200]!r}") from e
+                    return data
+                detail = _error_detail(resp)
+                last = f"HTTP {resp.status_code} from {url}: {detail}"
+                if resp.status_code not in RETRY_STATUS:
+                    raise RequestFailed(last)
+                retry_after = resp.headers.get("retry-after")
+            if attempt < self.max_retries:
+                logger.info("openai backend: %s; retry %d/%d", last, attempt + 1, self.max_retries)
+                self._sleep_before_retry(attempt, retry_after)
+        raise RequestFailed(f"{last} (gave up after {self.max_retries + 1} attempts)")
+
+    # -------------------------------------------------------------- messages
+
+    def _data_url(self, image: Any) -> str:
+        from PIL import Image
+
+        from georeason.data.images import _fit, to_data_url
+
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        if self.max_pixels is not None and image.size[0] * image.size[1] > self.max_pixels:
+            image = image.resize(_fit(image.size, self.max_pixels), Image.Resampling.LANCZOS)
+        return to_data_url(image, self.image_format, quality=self.jpeg_quality)
+
+    def to_openai_messages(self, request: Request) -> list[dict[str, Any]]:
+        """Protocol messages -> OpenAI chat messages, the image as an ``image_url`` data URL."""
+        out = []
+        for message in request.messages:
+            content = message.get("content")
+            if isinstance(content, list):
+                parts: list[dict[str, Any]] = []
+                for part in content:
+                    kind = part.get("type")
+                    if kind == "image":
+                        parts.append(
+                            {"type": "image_url", "image_url": {"url": self._data_url(request.image)}}
+                        )
+                    elif kind == "text":
+                        parts.append({"type": "text", "text": part.get("text", "")})
+                    elif kind == "image_url":
+                        parts.append(part)
+                    else:
+                        raise ValueError(f"unsupported content part type {kind!r}")
+                out.append({"role": message["role"], "content": parts})
+            else:
+                out.append({"role": message["role"], "content": content if content is not None else ""})
+        return out
+
+    # ------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        requests: list[Request],
+        *,
+        max_new_tokens: int = 512,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+    ) -> list[Response]:
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if temperature < 0 or not math.isfinite(temperature):
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        settings: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+        if seed is not None:
+            settings["seed"] = seed
+        return list(self._pool.map(lambda r: self._one(r, settings), requests))
+
+    def _one(self, request: Request, settings: dict[str, Any]) -> Response:
+        t0 = time.perf_counter()
+        problem = check_request(request)
+        if problem is not None:
+            return Response(id=request.id, text=None, error=problem)
+        try:
+            body = {"model": self.model_name, "messages": self.to_openai_messages(request), "n": 1}
+            body.update(self.extra_body)
+            body.update(settings)
+            data = self._request("POST", "/chat/completions", body)
+            choice = data["choices"][0]
+            text = _content_text(choice["message"].get("content"))
+        except (RequestFailed, ValueError) as e:
+            return Response(id=request.id, text=None, error=str(e), seconds=time.perf_counter() - t0)
+        except (KeyError, IndexError, TypeError) as e:
+            return Response(
+                id=request.id,
+                text=None,
+                error=f"malformed chat completion ({type(e).__name__}: {e})",
+                seconds=time.perf_counter() - t0,
+            )
+        except Exception as e:  # e.g. an image that cannot be encoded: this request only
+            return Response(
+                id=request.id, text=None, error=f"{type(e).__name__}: {e}", seconds=time.perf_counter() - t0
+            )
+        usage = data.get("usage") or {}
+        extra = {
+            "finish_reason": choice.get("finish_reason"),
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+        }
+        return Response(id=request.id, text=text, seconds=time.perf_counter() - t0, extra=extra)
+
+    # -------------------------------------------------------------- log-probs
+
+    def yes_no_logprobs(
+        self,
+        requests: list[Request],
+        *,
+        yes_tokens: Sequence[str] = YES_TOKENS,
+        no_tokens: Sequence[str] = NO_TOKENS,
+        top_logprobs: int = 20,
+    ) -> list[tuple[float, float] | None]:
+        """``(log P(yes), log P(no))`` of the first answer token from ``top_logprobs``.
+
+        One token is generated greedily with ``logprobs=True``; each side sums
+        the probabilities of its spellings among the top ``top_logprobs``
+        candidates (tokens compared after stripping whitespace, as GLOBE does).
+        A side absent from the top-k gets ``-inf`` (its probability is below the
+        k-th candidate's); both absent -> None with the reason in :attr:`last_errors`.
+        """
+        yes, no = {t.strip() for t in yes_tokens}, {t.strip() for t in no_tokens}
+        settings = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": top_logprobs}
+        results = list(self._pool.map(lambda r: self._yes_no(r, settings, yes, no), requests))
+        self.last_errors = [err for _, err in results]
+        return [lp for lp, _ in results]
+
+    def _yes_no(
+        self, request: Request, settings: dict[str, Any], yes: set[str], no: set[str]
+    ) -> tuple[tuple[float, float] | None, str | None]:
+        problem = check_request(request)
+        if problem is not None:
+            return None, problem
+        try:
+            body = {"model": self.model_name, "messages": self.to_openai_messages(request), "n": 1}
+            body.update(self.extra_body)
+            body.update(settings)
+            data = self._request("POST", "/chat/completions", body)
+            top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            pairs = [(str(t["token"]).strip(), float(t["logprob"])) for t in top]
+        except RequestFailed as e:
+            return None, str(e)
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            return None, f"server returned no top_logprobs ({type(e).__name__}: {e})"
+        except Exception as e:
+            return None, f"{type(e).__name__}: {e}"
+        py = [lp for tok, lp in pairs if tok in yes]
+        pn = [lp for tok, lp in pairs if tok in no]
+        if not py and not pn:
+            return None, f"no yes/no token among the top {len(pairs)} log-probabilities"
+        return (_logsumexp(py), _logsumexp(pn)), None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
+
+
+def _logsumexp(xs: list[float]) -> float:
+    if not xs:
+        return -math.inf
+    m = max(xs)
+    if m == -math.inf:
+        return m
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def _content_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some servers answer with content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    raise TypeError(f"message content has unexpected type {type(content).__name__}")
+
+
+def _error_detail(resp: Any) -> str:
+    try:
+        data = resp.json()
+        err = data.get("error", data) if isinstance(data, dict) else data
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        return str(msg)[:300]
+    except ValueError:
+        return resp.text[:300]
