@@ -4,3 +4,5 @@ from georeason.commands import geo_cmd  # noqa: F401
 from georeason.commands import locate  # noqa: F401
 from georeason.commands import score  # noqa: F401
 from georeason.commands import serve_cmd  # noqa: F401
+from georeason.commands import synth  # noqa: F401
+from georeason.commands import train  # noqa: F401
