@@ -1,0 +1,261 @@
+"""`georeason data ...`: benchmark downloads and checks.
+
+Other dataset commands (labelling, selection, distillation) register on the same
+sub-app::
+
+    from georeason.commands.data_cmd import data_app
+
+    @data_app.command("label")
+    def label(...): ...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from georeason.cli import app
+
+data_app = typer.Typer(
+    name="data",
+    help="Datasets: download benchmarks (fetch), check a benchmark folder (check).",
+    no_args_is_help=True,
+)
+app.add_typer(data_app, name="data")
+
+
+def _progress_factory(enabled: bool) -> Any:
+    """Rich progress bars (bytes, speed, ETA) on a terminal; nothing otherwise."""
+    if not enabled:
+        return None, None
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+    def factory(name: str, size: int | None) -> Any:
+        task = progress.add_task(name, total=size)
+
+        def update(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return update
+
+    return progress, factory
+
+
+@data_app.command("fetch")
+def fetch_cmd(
+    name: Annotated[str | None, typer.Argument(help="Source to download (see --list).")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Target folder (created).")] = None,
+    registry: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry",
+            envvar="GEOREASON_FETCH_REGISTRY",
+            help="JSON registry file adding or overriding sources (also $GEOREASON_FETCH_REGISTRY).",
+        ),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="Take every file of the source from this mirror (file names kept)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download and extract again what is installed.")
+    ] = False,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Retries per file for transient failures (each resumes).")
+    ] = 4,
+    timeout: Annotated[float, typer.Option(min=1.0, help="Socket timeout per request, seconds.")] = 60.0,
+    check: Annotated[
+        bool, typer.Option("--check/--no-check", help="Load the benchmark afterwards to verify it.")
+    ] = True,
+    list_sources: Annotated[bool, typer.Option("--list", help="List the known sources and exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Download a benchmark from pinned URLs: verify checksums, resume partial downloads, extract safely."""
+    from georeason.data.fetch import FetchError, describe_sources, fetch, load_registry
+
+    try:
+        reg = load_registry(registry)
+    except FetchError as e:
+        raise typer.BadParameter(str(e), param_hint="--registry") from e
+    if list_sources:
+        if as_json:
+            typer.echo(json.dumps(describe_sources(reg), indent=2))
+            return
+        for s in reg.values():
+            typer.echo(f"{s.name}: {s.description}")
+            for f in s.files:
+                how = (
+                    "manual"
+                    if f.manual
+                    else ("sha256 pinned" if f.sha256 else "UNVERIFIED (no pinned sha256)")
+                )
+                typer.echo(f"    {f.name:<32} {how:<30} {f.url}")
+        return
+    if name is None:
+        raise typer.BadParameter("give a source name (see `georeason data fetch --list`)", param_hint="NAME")
+    if to is None:
+        raise typer.BadParameter("give the target folder with --to DIR", param_hint="--to")
+    if name not in reg:
+        raise typer.BadParameter(
+            f"unknown source {name!r}; known: {', '.join(sorted(reg))}", param_hint="NAME"
+        )
+
+    progress, factory = _progress_factory(sys.stderr.isatty() and not as_json)
+
+    def log(msg: str) -> None:
+        style = "UNVERIFIED" in msg or msg.startswith("MANUAL")
+        typer.secho(msg, err=True, fg="yellow" if style else None, bold=style)
+
+    try:
+        if progress is not None:
+            with progress:
+                result = fetch(
+                    name,
+                    to,
+                    registry=reg,
+                    base_url=base_url,
+                    force=force,
+                    retries=retries,
+                    timeout=timeout,
+                    progress_factory=factory,
+                    log=log,
+                )
+        else:
+            result = fetch(
+                name,
+                to,
+                registry=reg,
+                base_url=base_url,
+                force=force,
+                retries=retries,
+                timeout=timeout,
+                log=log,
+            )
+    except FetchError as e:
+        typer.secho(f"error: {e}", err=True, fg="red")
+        raise typer.Exit(1) from e
+
+    summary: dict[str, Any] = {
+        "source": result.source,
+        "target": result.target,
+        "complete": result.complete,
+        "files": [f.__dict__ for f in result.files],
+    }
+    source = reg[name]
+    if check and result.complete and source.benchmark:
+        summary["check"] = _check(source.benchmark, Path(to))
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        for f in result.files:
+            mark = {
+                "downloaded": "downloaded",
+                "present": "already there",
+                "manual-present": "placed by hand",
+                "manual-missing": "MISSING (manual)",
+            }[f.status]
+            ver = "verified" if f.verified else ("" if f.status == "manual-missing" else "UNVERIFIED")
+            typer.echo(f"{f.name:<36} {mark:<18} {ver:<10} {f.path}")
+        if "check" in summary:
+            c = summary["check"]
+            if "error" in c:
+                typer.secho(f"check: {c['error']}", fg="red", err=True)
+            else:
+                typer.echo(
+                    f"check: {source.benchmark} loads: {c['n_images']} images, "
+                    f"{c['n_missing_images']} missing on disk"
+                )
+    if not result.complete:
+        typer.secho("incomplete: some files must be downloaded by hand (see above)", err=True, fg="yellow")
+        raise typer.Exit(2)
+    if "check" in summary and "error" in summary["check"]:
+        raise typer.Exit(1)
+
+
+def _check(benchmark: str, root: Path) -> dict[str, Any]:
+    import warnings
+
+    from georeason.data.benchmarks import DatasetNotFoundError, load_benchmark
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = load_benchmark(benchmark, root)
+        out = ds.describe()
+        out["warnings"] = [str(w.message) for w in caught]
+        return out
+    except (DatasetNotFoundError, ValueError) as e:
+        return {"error": str(e)}
+
+
+@data_app.command("check")
+def check_cmd(
+    benchmark: Annotated[
+        str, typer.Option("--benchmark", "-b", help="im2gps3k, yfcc4k, mp16-reason, hf, csv, exif.")
+    ],
+    data: Annotated[Path, typer.Option("--data", help="The benchmark's folder (or file for csv).")],
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", "-o", help="Loader option KEY=VALUE (e.g. lat_col=latitude, split=test); repeatable."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
+) -> None:
+    """Load a benchmark folder and report its size, labels, fixes and missing images."""
+    import warnings
+
+    from georeason.commands.eval_cmd import parse_options
+    from georeason.data.benchmarks import DatasetNotFoundError, load_benchmark
+
+    opts = parse_options(option or [], "--option")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            ds = load_benchmark(benchmark, data, **opts)
+        except DatasetNotFoundError as e:
+            typer.secho(str(e), err=True, fg="red")
+            raise typer.Exit(1) from e
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from e
+    info = ds.describe()
+    info["warnings"] = [str(w.message) for w in caught]
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{info['name']}: {info['n_images']} images in {info['root']}")
+    typer.echo(
+        f"labels: {', '.join(info['labels']) or 'none (hierarchy truth comes from reverse geocoding)'}"
+    )
+    typer.echo(f"published rows: {info['reference_name'] or 'none'}")
+    for w in info["warnings"]:
+        typer.secho(f"warning: {w}", fg="yellow", err=True)
+    if info["n_missing_images"]:
+        typer.secho(
+            f"{info['n_missing_images']} images missing on disk, e.g. {info['missing_images'][0]}",
+            fg="yellow",
+            err=True,
+        )
+
+
+__all__ = ["data_app"]

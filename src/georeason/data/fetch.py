@@ -1,0 +1,752 @@
+"""Download benchmarks from pinned URLs: checksums, resumable downloads, safe extraction.
+
+``georeason data fetch NAME --to DIR`` (and :func:`fetch`) downloads every file
+of a registered source:
+
+- **resumable**: bytes go to ``<file>.part``; an interrupted download (killed,
+  network drop) continues from where it stopped with an HTTP ``Range`` request.
+  A server that ignores ``Range`` (answers 200) restarts the file cleanly.
+  Transient failures (5xx, 408, 429, dropped connections, timeouts) are retried
+  with exponential backoff, each retry resuming.
+- **verified**: a file with a pinned SHA-256 is installed only when its digest
+  matches; a mismatch keeps the bytes aside as ``<file>.sha256-mismatch`` (for
+  inspection), installs nothing and raises :class:`ChecksumError`. Files
+  without a known checksum (public hosts whose files we cannot pin) are
+  installed but reported **UNVERIFIED** with the digest computed, so it can be
+  pinned. We never invent a checksum.
+- **safely extracted**: zip and tar archives are checked member by member
+  before anything is written: absolute paths, ``..`` components, links that
+  point outside the target and device files abort the extraction
+  (:class:`UnsafeArchiveError`); tar extraction also uses Python's ``data``
+  filter.
+- **recorded**: ``DIR/FETCHED.json`` lists each file's URL, size, SHA-256 and
+  whether it was verified; a second run skips what is installed.
+
+Hosts that need a browser (MediaFire, Google Drive) cannot be fetched by a
+script: such files are marked ``manual`` and the command prints where to get
+them and where to put them; once placed in ``DIR`` they are verified and
+extracted like the others.
+
+The registry is a plain dict (:data:`REGISTRY`). Another one can be given as a
+JSON file (``--registry FILE`` or ``$GEOREASON_FETCH_REGISTRY``)::
+
+    {"sources": {"mybench": {"description": "...", "base_url": "http://127.0.0.1:8000/",
+                             "files": [{"url": "mybench.zip", "sha256": "ab12...", "extract": true}]}}}
+
+Relative URLs resolve against the source's ``base_url``; ``--base-url`` points
+every file of a source at a mirror (the file name is kept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import json
+import logging
+import os
+import stat
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+logger = logging.getLogger("georeason.data.fetch")
+
+CHUNK = 1 << 20
+MANIFEST = "FETCHED.json"
+REGISTRY_ENV = "GEOREASON_FETCH_REGISTRY"
+USER_AGENT = "georeason-fetch/1 (+https://github.com/)"
+
+
+class FetchError(RuntimeError):
+    """A download failed for a reason the message states (HTTP status, network, layout)."""
+
+
+class ChecksumError(FetchError):
+    """The downloaded bytes do not have the pinned SHA-256; nothing was installed."""
+
+    def __init__(self, message: str, *, expected: str, actual: str, kept: Path) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+        self.kept = kept
+
+
+class UnsafeArchiveError(FetchError):
+    """An archive holds a member that would be written outside the target folder."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a source.
+
+    Attributes:
+        url: absolute URL, or relative to the source's ``base_url``.
+        filename: name to save as (default: the URL's last path component).
+        sha256: pinned hex digest, or None when no trustworthy one is known
+            (then the file is installed as UNVERIFIED).
+        size: expected size in bytes, if known (a cheap early check).
+        extract: unpack this archive (zip / tar / tar.gz / tar.bz2 / tar.xz) into ``extract_to``.
+        extract_to: folder relative to the target folder.
+        manual: the host needs a browser; print instructions instead of downloading.
+        note: shown with the instructions.
+    """
+
+    url: str
+    filename: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    extract: bool = False
+    extract_to: str = "."
+    manual: bool = False
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        if self.filename:
+            return self.filename
+        path = urllib.parse.urlparse(self.url).path
+        name = PurePosixPath(urllib.parse.unquote(path)).name
+        if not name:
+            raise ValueError(f"cannot tell a file name from URL {self.url!r}; give 'filename'")
+        return name
+
+
+@dataclass(frozen=True)
+class Source:
+    """A downloadable dataset: its files and what it is."""
+
+    name: str
+    description: str
+    files: tuple[RemoteFile, ...]
+    homepage: str = ""
+    license: str = ""
+    benchmark: str | None = None  # loader of georeason.data.benchmarks to check the result with
+    base_url: str | None = None
+
+    def resolved(self, base_url: str | None = None) -> Source:
+        """A copy whose file URLs are absolute: relative ones joined to ``base_url`` (or the
+        source's own); with an explicit ``base_url`` every file is taken from there (a mirror)."""
+        files = []
+        for f in self.files:
+            url = f.url
+            if base_url:
+                url = urllib.parse.urljoin(base_url.rstrip("/") + "/", urllib.parse.quote(f.name))
+                files.append(replace(f, url=url, filename=f.name, manual=False))
+                continue
+            if not urllib.parse.urlparse(url).scheme:
+                if not self.base_url:
+                    raise ValueError(f"source {self.name!r}: relative URL {url!r} needs a base_url")
+                url = urllib.parse.urljoin(self.base_url.rstrip("/") + "/", url)
+            files.append(replace(f, url=url))
+        return replace(self, files=tuple(files), base_url=base_url or self.base_url)
+
+
+# ---------------------------------------------------------------------------
+# The registry. Checksums: None where the file is hosted by a third party and
+# we could not pin its bytes here; fetch then says UNVERIFIED and prints the digest.
+# ---------------------------------------------------------------------------
+
+REGISTRY: dict[str, Source] = {
+    "im2gps3k": Source(
+        name="im2gps3k",
+        description="IM2GPS3K test set (Vo et al., ICCV 2017): 2,997 Flickr photos + GeoEstimation metadata",
+        homepage="https://github.com/lugiavn/revisiting-im2gps",
+        license="Flickr photos under their authors' licenses; research use",
+        benchmark="im2gps3k",
+        files=(
+            RemoteFile(
+                # Pinned to a commit of TIBHannover/GeoEstimation (this copy has the LON,LAT
+                # header over lat,lon values; the loader fixes it).
+                url="https://raw.githubusercontent.com/TIBHannover/GeoEstimation/"
+                "3487c535e1eb4af99013b976cc070ada10045301/meta/im2gps3k_places365.csv",
+                filename="im2gps3k_places365.csv",
+                sha256=None,
+            ),
+            RemoteFile(
+                # TransLocator's mirror (a plain HTTP tarball); the canonical im2gps3ktest.zip is on
+                # MediaFire, which needs a browser.
+                url="http://www.cis.jhu.edu/~shraman/TransLocator/Datasets/im2gps3k_rgb_images.tar.gz",
+                sha256=None,
+                extract=True,
+                note="alternative: http://www.mediafire.com/file/7ht7sn78q27o9we/im2gps3ktest.zip "
+                "(download in a browser, place im2gps3ktest.zip in the folder and run fetch again)",
+            ),
+        ),
+    ),
+    "yfcc4k": Source(
+        name="yfcc4k",
+        description="YFCC4K test set (Vo et al., ICCV 2017): 4,536 photos from YFCC100M",
+        homepage="https://github.com/lugiavn/revisiting-im2gps",
+        license="YFCC100M photos under their authors' Creative Commons licenses",
+        benchmark="yfcc4k",
+        files=(
+            RemoteFile(
+                url="http://www.mediafire.com/file/3og8y3o6c9de3ye/yfcc4k.zip",
+                filename="yfcc4k.zip",
+                sha256=None,
+                extract=True,
+                manual=True,
+                note="MediaFire needs a browser: download yfcc4k.zip and place it in the target folder",
+            ),
+            RemoteFile(
+                url="https://huggingface.co/Jia-py/G3-checkpoint",
+                filename="yfcc4k_places365.csv",
+                sha256=None,
+                manual=True,
+                note="metadata from G3's release (Hugging Face Jia-py/G3-checkpoint) or Img2Loc's data/",
+            ),
+        ),
+    ),
+    "mp16-reason": Source(
+        name="mp16-reason",
+        description="MP16-Reason test split (GLOBE, arXiv 2506.14674)",
+        homepage="https://github.com/lingli1996/GLOBE",
+        license="see the dataset card",
+        benchmark="mp16-reason",
+        files=(
+            RemoteFile(
+                url="https://github.com/lingli1996/GLOBE",
+                filename="mp16-reason-test-12k.csv",
+                sha256=None,
+                manual=True,
+                note="the dataset is linked from GLOBE's README; save the test split with "
+                "datasets' save_to_disk into the folder, or place GLOBE's mp16-reason-test-12k.csv "
+                "and eval_images/ there",
+            ),
+        ),
+    ),
+}
+
+
+def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Source]:
+    """The built-in registry, updated with the sources of a JSON registry file.
+
+    ``path`` defaults to ``$GEOREASON_FETCH_REGISTRY``. The file holds
+    ``{"sources": {name: {...}}}`` (or the mapping itself); each source has
+    ``files`` (a list of :class:`RemoteFile` fields) and optionally
+    ``description``, ``base_url``, ``homepage``, ``license``, ``benchmark``.
+    """
+    reg = dict(REGISTRY)
+    path = path or os.environ.get(REGISTRY_ENV) or None
+    if not path:
+        return reg
+    p = Path(path).expanduser()
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FetchError(f"registry file {p} not found") from None
+    except json.JSONDecodeError as e:
+        raise FetchError(f"registry file {p} is not valid JSON: {e}") from e
+    sources = data.get("sources", data) if isinstance(data, Mapping) else None
+    if not isinstance(sources, Mapping):
+        raise FetchError(f"registry file {p}: expected {{'sources': {{name: {{...}}}}}}")
+    known = {f for f in RemoteFile.__dataclass_fields__}
+    for name, spec in sources.items():
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("files"), list) or not spec["files"]:
+            raise FetchError(f"registry file {p}: source {name!r} needs a non-empty 'files' list")
+        files = []
+        for i, f in enumerate(spec["files"]):
+            if isinstance(f, str):
+                f = {"url": f}
+            if not isinstance(f, Mapping) or "url" not in f:
+                raise FetchError(f"registry file {p}: source {name!r} file #{i} needs a 'url'")
+            unknown = set(f) - known
+            if unknown:
+                raise FetchError(
+                    f"registry file {p}: source {name!r} file #{i}: unknown keys {sorted(unknown)}"
+                )
+            sha = f.get("sha256")
+            if sha is not None and (
+                len(str(sha)) != 64 or any(c not in "0123456789abcdef" for c in str(sha).lower())
+            ):
+                raise FetchError(
+                    f"registry file {p}: source {name!r} file #{i}: sha256 must be 64 hex digits"
+                )
+            files.append(RemoteFile(**{**f, "sha256": str(sha).lower() if sha else None}))
+        reg[str(name)] = Source(
+            name=str(name),
+            description=str(spec.get("description", "")),
+            files=tuple(files),
+            homepage=str(spec.get("homepage", "")),
+            license=str(spec.get("license", "")),
+            benchmark=spec.get("benchmark"),
+            base_url=spec.get("base_url"),
+        )
+    return reg
+
+
+# ---------------------------------------------------------------------------
+# downloading
+# ---------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class FileResult:
+    """What happened to one file."""
+
+    name: str
+    url: str
+    path: str
+    status: str  # "downloaded" | "present" | "manual-missing" | "manual-present"
+    size: int | None = None
+    sha256: str | None = None
+    verified: bool = False
+    resumed_from: int = 0
+    attempts: int = 0
+    extracted_to: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FetchResult:
+    source: str
+    target: str
+    files: list[FileResult]
+
+    @property
+    def complete(self) -> bool:
+        return all(f.status != "manual-missing" for f in self.files)
+
+    @property
+    def unverified(self) -> list[FileResult]:
+        return [f for f in self.files if f.status != "manual-missing" and not f.verified]
+
+
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    pass
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes 100-199/1000`` -> (100, 1000); ``bytes */1000`` -> (None, 1000)."""
+    if not value or not value.strip().lower().startswith("bytes"):
+        return None, None
+    spec = value.strip()[5:].strip()
+    rng, _, total = spec.partition("/")
+    tot = int(total) if total.strip().isdigit() else None
+    if rng.strip() == "*":
+        return None, tot
+    start = rng.split("-")[0].strip()
+    return (int(start) if start.isdigit() else None), tot
+
+
+def _looks_like_html(path: Path) -> bool:
+    with path.open("rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith(b"<!doctype html") or head.startswith(b"<html")
+
+
+def download(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    retries: int = 4,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> FileResult:
+    """Download ``url`` to ``dest`` via ``dest.part``, resuming, retrying and verifying.
+
+    Args:
+        sha256: pinned digest; on mismatch the bytes are moved to
+            ``dest.sha256-mismatch`` and :class:`ChecksumError` is raised.
+        size: expected size (checked against the server's and the result).
+        retries: retries after the first attempt for transient failures.
+        backoff: first retry delay in seconds (doubled each time).
+        timeout: socket timeout per request, seconds.
+        progress: called with (bytes so far, total or None) while downloading.
+
+    Returns a :class:`FileResult` (``status`` "present" when ``dest`` already
+    existed and matched, else "downloaded").
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    result = FileResult(name=dest.name, url=url, path=str(dest), status="downloaded")
+    if dest.is_file():
+        digest = sha256_file(dest)
+        if sha256 is None or digest == sha256:
+            result.status, result.size, result.sha256 = "present", dest.stat().st_size, digest
+            result.verified = sha256 is not None
+            return result
+        result.messages.append(
+            f"{dest.name} present but its sha256 {digest} != pinned {sha256}: downloading again"
+        )
+        dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    result.resumed_from = part.stat().st_size if part.exists() else 0
+    delay = backoff
+    last_error = ""
+    for attempt in range(retries + 1):
+        result.attempts = attempt + 1
+        try:
+            _download_once(url, part, timeout=timeout, progress=progress, size=size)
+            break
+        except _Retryable as e:
+            last_error = str(e)
+            if attempt == retries:
+                raise FetchError(
+                    f"download of {url} failed after {retries + 1} attempts: {last_error}; "
+                    f"{part.stat().st_size if part.exists() else 0} bytes are kept in {part} and the next run "
+                    "resumes from there"
+                ) from None
+            logger.warning("%s: %s; retrying in %.1fs (resuming)", url, last_error, delay)
+            time.sleep(delay)
+            delay *= 2
+    got = part.stat().st_size
+    if size is not None and got != size:
+        part.unlink()
+        raise FetchError(f"{url}: got {got} bytes, expected {size}; the partial file was removed")
+    digest = sha256_file(part)
+    result.size, result.sha256 = got, digest
+    if sha256 is not None and digest != sha256:
+        kept = dest.with_name(dest.name + ".sha256-mismatch")
+        os.replace(part, kept)
+        raise ChecksumError(
+            f"checksum mismatch for {url}: sha256 {digest}, pinned {sha256}. The file was NOT installed; "
+            f"its bytes are kept in {kept} for inspection. The server may serve a different version, or "
+            "the download was corrupted: delete that file and run fetch again.",
+            expected=sha256,
+            actual=digest,
+            kept=kept,
+        )
+    if sha256 is None and _looks_like_html(part) and dest.suffix.lower() not in (".html", ".htm"):
+        kept = dest.with_name(dest.name + ".html")
+        os.replace(part, kept)
+        raise FetchError(
+            f"{url} answered with an HTML page, not the file (a login, a captcha or a 'click to download' "
+            f"page); saved it as {kept}. Download the file in a browser and place it at {dest}."
+        )
+    os.replace(part, dest)
+    result.verified = sha256 is not None
+    return result
+
+
+def _download_once(
+    url: str,
+    part: Path,
+    *,
+    timeout: float,
+    progress: Callable[[int, int | None], None] | None,
+    size: int | None,
+) -> None:
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:
+            # Range not satisfiable: the part may already be whole.
+            _, total = _parse_content_range(e.headers.get("Content-Range"))
+            if total is not None and total == offset:
+                return
+            part.unlink()  # the part is longer than the file: start over
+            raise _Retryable(f"server refused to resume at byte {offset} (HTTP 416); restarting") from None
+        reason = f"HTTP {e.code} {e.reason}"
+        if e.code in _RETRY_STATUS:
+            raise _Retryable(f"server error {reason}") from None
+        raise FetchError(
+            f"{url}: the server answered {reason}; check the URL (or the registry entry)"
+        ) from None
+    except urllib.error.URLError as e:
+        reason = e.reason
+        if isinstance(reason, OSError):  # refused, reset, timed out, DNS: worth retrying
+            raise _Retryable(f"cannot connect: {reason}") from None
+        raise FetchError(f"{url}: {reason}") from None
+    except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
+        raise _Retryable(f"network error: {type(e).__name__}: {e}") from None
+
+    with contextlib.closing(resp):
+        status = resp.status
+        length = resp.headers.get("Content-Length")
+        length_i = int(length) if length and length.isdigit() else None
+        if offset and status == 206:
+            start, total = _parse_content_range(resp.headers.get("Content-Range"))
+            if start != offset:
+                part.unlink()
+                raise _Retryable(f"server resumed at byte {start}, not {offset}; restarting")
+            mode = "ab"
+        elif status == 200:
+            if offset:
+                logger.info("%s: the server ignored the Range request; restarting from byte 0", url)
+            offset = 0
+            total = length_i
+            mode = "wb"
+        else:
+            raise FetchError(f"{url}: unexpected HTTP status {status}")
+        if size is not None and total is not None and total != size:
+            raise FetchError(f"{url}: the server's file is {total} bytes, the registry expects {size}")
+        done = offset
+        try:
+            with part.open(mode) as f:
+                while True:
+                    chunk = resp.read(CHUNK)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+                f.flush()
+                os.fsync(f.fileno())
+        except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
+            raise _Retryable(f"connection dropped at byte {done}: {type(e).__name__}: {e}") from None
+        if total is not None and done < total:
+            raise _Retryable(f"connection closed at byte {done} of {total}")
+
+
+# ---------------------------------------------------------------------------
+# extraction
+# ---------------------------------------------------------------------------
+
+
+def _is_archive(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")):
+        return "tar"
+    if zipfile.is_zipfile(path):
+        return "zip"
+    with contextlib.suppress(Exception):
+        if tarfile.is_tarfile(path):
+            return "tar"
+    return None
+
+
+def _safe_target(root: Path, member: str) -> Path:
+    """Where ``member`` would be written, or UnsafeArchiveError when that is outside ``root``."""
+    if not member or member.startswith(("/", "\\")) or (len(member) > 1 and member[1] == ":"):
+        raise UnsafeArchiveError(f"archive member {member!r} has an absolute path; refusing to extract")
+    parts = PurePosixPath(member.replace("\\", "/")).parts
+    if ".." in parts:
+        raise UnsafeArchiveError(f"archive member {member!r} climbs out of the target with '..'; refusing")
+    target = (root / member).resolve()
+    if target != root and root not in target.parents:
+        raise UnsafeArchiveError(f"archive member {member!r} would be written outside {root}; refusing")
+    return target
+
+
+def extract_archive(archive: Path, target: Path) -> list[str]:
+    """Extract a zip or tar archive into ``target`` after checking every member.
+
+    Nothing is written when any member is unsafe (absolute path, ``..``, a
+    link leaving ``target``, a device or FIFO). Returns the member names.
+    """
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    root = target.resolve()
+    kind = _is_archive(archive)
+    if kind == "zip":
+        with zipfile.ZipFile(archive) as z:
+            infos = z.infolist()
+            for info in infos:
+                _safe_target(root, info.filename)
+                mode = (info.external_attr >> 16) & 0xFFFF
+                if stat.S_ISLNK(mode):
+                    raise UnsafeArchiveError(f"archive member {info.filename!r} is a symbolic link; refusing")
+            z.extractall(root)
+            return [i.filename for i in infos]
+    if kind == "tar":
+        with tarfile.open(archive) as t:
+            members = t.getmembers()
+            for m in members:
+                dest = _safe_target(root, m.name)
+                if m.isdev() or m.isfifo():
+                    raise UnsafeArchiveError(f"archive member {m.name!r} is a device or FIFO; refusing")
+                if m.issym() or m.islnk():
+                    link = m.linkname
+                    base = dest.parent if m.issym() else root
+                    if link.startswith("/") or not (base / link).resolve().is_relative_to(root):
+                        raise UnsafeArchiveError(
+                            f"archive member {m.name!r} links to {link!r}, outside the target; refusing"
+                        )
+            t.extractall(root, filter="data")
+            return [m.name for m in members]
+    raise FetchError(f"{archive} is not a zip or tar archive")
+
+
+# ---------------------------------------------------------------------------
+# a whole source
+# ---------------------------------------------------------------------------
+
+
+def _read_manifest(target: Path) -> dict[str, Any]:
+    p = target / MANIFEST
+    if not p.is_file():
+        return {"files": {}}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) and isinstance(data.get("files"), dict) else {"files": {}}
+    except (OSError, json.JSONDecodeError):
+        return {"files": {}}
+
+
+def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    tmp = target / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, target / MANIFEST)
+
+
+def fetch(
+    name: str,
+    target: str | os.PathLike[str],
+    *,
+    registry: Mapping[str, Source] | None = None,
+    base_url: str | None = None,
+    force: bool = False,
+    retries: int = 4,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress_factory: Callable[[str, int | None], Callable[[int, int | None], None]] | None = None,
+    log: Callable[[str], None] = logger.info,
+) -> FetchResult:
+    """Download, verify and extract every file of source ``name`` into ``target``.
+
+    Args:
+        registry: sources by name (default :func:`load_registry`).
+        base_url: take every file from this mirror instead (file names kept).
+        force: download again even what is installed.
+        retries, backoff, timeout: see :func:`download`.
+        progress_factory: ``(file name, expected size) -> progress callback``.
+        log: receives one line per event (UNVERIFIED warnings included).
+
+    Raises:
+        ValueError: unknown source.
+        FetchError / ChecksumError / UnsafeArchiveError: see the module doc.
+    """
+    reg = load_registry() if registry is None else registry
+    if name not in reg:
+        raise ValueError(f"unknown source {name!r}; known: {', '.join(sorted(reg))}")
+    source = reg[name].resolved(base_url)
+    out = Path(target).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = _read_manifest(out)
+    manifest.setdefault("source", name)
+    results: list[FileResult] = []
+    for f in source.files:
+        dest = out / f.name
+        entry = manifest["files"].get(f.name, {})
+        if f.manual and not dest.is_file():
+            r = FileResult(name=f.name, url=f.url, path=str(dest), status="manual-missing")
+            r.messages.append(
+                f"MANUAL: {f.name} cannot be downloaded by a script. Get it from {f.url} and place it at "
+                f"{dest}, then run this command again. {f.note}".rstrip()
+            )
+            log(r.messages[-1])
+            results.append(r)
+            continue
+        if force and dest.is_file() and not f.manual:
+            dest.unlink()
+        if f.manual:
+            r = FileResult(name=f.name, url=f.url, path=str(dest), status="manual-present")
+            r.sha256 = sha256_file(dest)
+            r.size = dest.stat().st_size
+            if f.sha256 is not None and r.sha256 != f.sha256:
+                raise ChecksumError(
+                    f"{dest}: sha256 {r.sha256} != pinned {f.sha256}; this is not the expected file",
+                    expected=f.sha256,
+                    actual=r.sha256,
+                    kept=dest,
+                )
+            r.verified = f.sha256 is not None
+        else:
+            log(f"{'checking' if dest.is_file() else 'downloading'} {f.name} from {f.url}")
+            cb = progress_factory(f.name, f.size) if progress_factory else None
+            r = download(
+                f.url,
+                dest,
+                sha256=f.sha256,
+                size=f.size,
+                retries=retries,
+                backoff=backoff,
+                timeout=timeout,
+                progress=cb,
+            )
+            if r.resumed_from:
+                log(f"{f.name}: resumed from byte {r.resumed_from:,}")
+        if not r.verified:
+            msg = (
+                f"UNVERIFIED: {f.name} has no pinned checksum; its sha256 is {r.sha256} "
+                f"({r.size:,} bytes). Compare it with a trusted copy before publishing results."
+            )
+            r.messages.append(msg)
+            log(msg)
+        if f.extract:
+            extract_dir = (out / f.extract_to).resolve()
+            already = entry.get("extracted_sha256") == r.sha256 and entry.get("extracted_to") == str(
+                extract_dir
+            )
+            if already and not force:
+                r.extracted_to = str(extract_dir)
+            else:
+                log(f"extracting {f.name} into {extract_dir}")
+                members = extract_archive(dest, extract_dir)
+                r.extracted_to = str(extract_dir)
+                r.messages.append(f"extracted {len(members)} members")
+        manifest["files"][f.name] = {
+            "url": f.url,
+            "size": r.size,
+            "sha256": r.sha256,
+            "verified": r.verified,
+            "pinned_sha256": f.sha256,
+            "extracted_to": r.extracted_to,
+            "extracted_sha256": r.sha256 if r.extracted_to else None,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _write_manifest(out, manifest)
+        results.append(r)
+    return FetchResult(source=name, target=str(out), files=results)
+
+
+def describe_sources(registry: Mapping[str, Source] | None = None) -> list[dict[str, Any]]:
+    """JSON-able list of the sources and their files (for ``georeason data fetch --list``)."""
+    reg = load_registry() if registry is None else registry
+    out = []
+    for s in reg.values():
+        d = asdict(s)
+        d["files"] = [{**asdict(f), "name": f.name} for f in s.files]
+        out.append(d)
+    return out
+
+
+__all__ = [
+    "MANIFEST",
+    "REGISTRY",
+    "REGISTRY_ENV",
+    "ChecksumError",
+    "FetchError",
+    "FetchResult",
+    "FileResult",
+    "RemoteFile",
+    "Source",
+    "UnsafeArchiveError",
+    "describe_sources",
+    "download",
+    "extract_archive",
+    "fetch",
+    "load_registry",
+    "sha256_file",
+]

@@ -1,0 +1,606 @@
+"""The evaluation report: markdown + JSON (+ PNGs) from a run's ``predictions.jsonl``.
+
+:func:`write_report` reads ``predictions.jsonl`` and ``run.json`` of an
+evaluation folder (:mod:`georeason.eval.runner`) and writes
+
+- ``report.json``: every figure, machine-readable;
+- ``report.md``: the same for people, with the published results for the same
+  benchmark printed beside ours;
+- ``error_cdf.png`` and ``world_map.png`` (:mod:`georeason.eval.plots`).
+
+Contents:
+
+- **distance metrics** (:func:`georeason.eval.metrics.compute_metrics`):
+  acc@1/25/200/750/2500 km with 95% bootstrap intervals, median and mean km
+  over the predictions made, GeoScore (PIGEON, ``5000·exp(−d/1492.7)``).
+  Failed images (missing/corrupt image, backend error, no usable location in
+  the answer) count as misses everywhere;
+- **hierarchy accuracy** (continent, country, admin1, city): the truth is the
+  benchmark's labels when it has some, otherwise the reverse-geocoded true
+  coordinates; predicted places are (a) the names the answer gives and (b) the
+  reverse-geocoded predicted coordinates;
+- **chain consistency**: the share of answers whose named country/city agree
+  with their own coordinates, computed by the ``consistency`` reward of
+  :mod:`georeason.rewards.ours` (the same code scores training rollouts);
+- **failures**: parse-failure rate (answers that break the protocol's format),
+  counts per failure kind with examples, and where predicted coordinates came
+  from (the answer, or forward geocoding of named places);
+- **published results** for the same benchmark from ``published_results.csv``
+  (``--reference``; default: the copy shipped in the package), each with its
+  source and how it was verified.
+
+Works on a partial run too (the report says how many images are done).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from georeason.eval.metrics import DEFAULT_THRESHOLDS_KM, compute_metrics
+
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
+CDF_PNG = "error_cdf.png"
+MAP_PNG = "world_map.png"
+LEVELS = ("continent", "country", "admin1", "city")
+_LABEL_KEYS = ("continent", "country_code", "country", "admin1", "city")
+_ACC_COLS = ("acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km")
+
+
+# ---------------------------------------------------------------------------
+# published results
+# ---------------------------------------------------------------------------
+
+
+def default_reference_path() -> Path:
+    """The copy of ``published_results.csv`` shipped inside the package."""
+    from importlib.resources import files
+
+    return Path(str(files("georeason.eval").joinpath("reference", "published_results.csv")))
+
+
+def load_reference(path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Published results (``method, benchmark, acc_1km..acc_2500km, kind, source, verified``).
+
+    Accuracies are in percent; blank cells (figures a paper does not give) are NaN.
+    """
+    p = Path(path).expanduser() if path is not None else default_reference_path()
+    if not p.is_file():
+        raise FileNotFoundError(f"published results file {p} not found (give one with --reference)")
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    missing = {"method", "benchmark", *_ACC_COLS} - set(df.columns)
+    if missing:
+        raise ValueError(f"{p}: missing columns {sorted(missing)}")
+    for c in _ACC_COLS:
+        df[c] = pd.to_numeric(df[c].replace("", np.nan), errors="coerce")
+    for c in ("kind", "source", "verified"):
+        if c not in df.columns:
+            df[c] = ""
+    return df
+
+
+def reference_rows(benchmark: str | None, path: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """Published rows for ``benchmark`` (its name in the reference table), as JSON-able dicts."""
+    if not benchmark:
+        return []
+    df = load_reference(path)
+    sel = df[df["benchmark"].str.strip().str.lower() == benchmark.strip().lower()]
+    out = []
+    for _, r in sel.iterrows():
+        out.append(
+            {
+                "method": r["method"],
+                **{c: (None if pd.isna(r[c]) else float(r[c])) for c in _ACC_COLS},
+                "kind": r["kind"],
+                "source": r["source"],
+                "verified": r["verified"],
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------
+# building the report
+# ---------------------------------------------------------------------------
+
+
+def _num(values: Sequence[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _text_col(df: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in df.columns:
+        return np.full(len(df), "", dtype=object)
+    out = np.empty(len(df), dtype=object)
+    for i, v in enumerate(df[col].tolist()):
+        out[i] = "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).strip()
+    return out
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(100.0 * x, 2)
+
+
+def _truth_labels(df: pd.DataFrame, tlat: np.ndarray, tlon: np.ndarray) -> tuple[pd.DataFrame, str]:
+    """True place labels: the benchmark's where it has any, else reverse-geocoded coordinates."""
+    given = {k: _text_col(df, f"true_{k}") for k in _LABEL_KEYS}
+    if any((v != "").any() for v in given.values()):
+        cols = {k: v for k, v in given.items() if (v != "").any()}
+        return pd.DataFrame(cols), "labels"
+    from georeason.geo import reverse_geocode_batch
+
+    ok = np.isfinite(tlat) & np.isfinite(tlon) & (np.abs(tlat) <= 90) & (np.abs(tlon) <= 180)
+    frame = pd.DataFrame(
+        {k: np.full(len(df), "", dtype=object) for k in ("continent", "country_code", "admin1", "city")}
+    )
+    if ok.any():
+        t = reverse_geocode_batch(tlat[ok], tlon[ok])
+        for k in frame.columns:
+            frame.loc[ok, k] = np.asarray(getattr(t, k), dtype=object)
+    return frame, "reverse_geocode"
+
+
+def _coordinate_labels(plat: np.ndarray, plon: np.ndarray) -> pd.DataFrame:
+    """Place of each predicted point (blank where there is no prediction)."""
+    from georeason.geo import reverse_geocode_batch
+
+    n = len(plat)
+    frame = pd.DataFrame(
+        {k: np.full(n, "", dtype=object) for k in ("continent", "country_code", "admin1", "city")}
+    )
+    ok = np.isfinite(plat) & np.isfinite(plon) & (np.abs(plat) <= 90) & (np.abs(plon) <= 180)
+    if ok.any():
+        t = reverse_geocode_batch(plat[ok], plon[ok])
+        for k in frame.columns:
+            frame.loc[ok, k] = np.asarray(getattr(t, k), dtype=object)
+    return frame
+
+
+def _consistency(df: pd.DataFrame, protocol: str) -> dict[str, Any]:
+    """Chain consistency with the ``consistency`` reward (named places vs own coordinates)."""
+    from georeason.rewards.ours import make_consistency
+
+    completions = [
+        c for c in df.get("completion", pd.Series([], dtype=object)).tolist() if isinstance(c, str)
+    ]
+    out: dict[str, Any] = {"n_answers": len(completions), "n_applicable": 0, "n_consistent": 0, "rate": None}
+    if not completions:
+        return out
+    try:
+        scores = make_consistency(protocol=protocol)(completions)
+    except ValueError as e:  # unknown protocol in an old run.json
+        out["error"] = str(e)
+        return out
+    vals = [s for s in scores if s is not None]
+    out["n_applicable"] = len(vals)
+    out["n_consistent"] = int(sum(1 for s in vals if s >= 0.5))
+    out["rate"] = (out["n_consistent"] / len(vals)) if vals else None
+    if not vals:
+        out["note"] = "no answer both names a place and states coordinates (nothing to compare)"
+    return out
+
+
+def build_report(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    run_info: Mapping[str, Any] | None = None,
+    reference: str | os.PathLike[str] | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    n_examples: int = 5,
+) -> dict[str, Any]:
+    """Every figure of the report as a JSON-able dict (see the module docstring).
+
+    ``records`` are lines of ``predictions.jsonl``; ``run_info`` the content of
+    ``run.json`` (settings, benchmark description).
+    """
+    if not records:
+        raise ValueError("no predictions to report on (predictions.jsonl is empty or missing)")
+    run_info = dict(run_info or {})
+    config = dict(run_info.get("config") or {})
+    bench = dict(run_info.get("benchmark") or {})
+    protocol = str(config.get("protocol") or "geor")
+    df = pd.DataFrame.from_records([dict(r) for r in records])
+    n = len(df)
+    tlat, tlon = _num(df["true_lat"].tolist()), _num(df["true_lon"].tolist())
+    plat = _num(df["pred_lat"].tolist()) if "pred_lat" in df else np.full(n, np.nan)
+    plon = _num(df["pred_lon"].tolist()) if "pred_lon" in df else np.full(n, np.nan)
+
+    true_labels, truth_source = _truth_labels(df, tlat, tlon)
+    named = pd.DataFrame({k: _text_col(df, f"pred_{k}") for k in _LABEL_KEYS})
+    has_named = bool((named.drop(columns=["country_code"]) != "").to_numpy().any())
+
+    continents = None
+    if truth_source == "reverse_geocode":
+        continents = true_labels["continent"].replace("", "unknown").to_numpy(dtype=object)
+    metrics = compute_metrics(
+        tlat,
+        tlon,
+        plat,
+        plon,
+        thresholds_km=DEFAULT_THRESHOLDS_KM,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        continents=continents,
+        true_labels=true_labels if has_named else None,
+        pred_labels=named if has_named else None,
+    )
+    coord_labels = _coordinate_labels(plat, plon)
+    coord_metrics = compute_metrics(
+        tlat,
+        tlon,
+        plat,
+        plon,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        per_continent=False,
+        true_labels=true_labels,
+        pred_labels=coord_labels,
+    )
+
+    # Failures and parsing.
+    kinds = Counter(k for k in _text_col(df, "error_kind") if k)
+    completions = df["completion"] if "completion" in df else pd.Series([None] * n)
+    answered = np.array([isinstance(c, str) for c in completions.tolist()])
+    fmt = df["format_ok"].tolist() if "format_ok" in df else [None] * n
+    n_format_bad = int(sum(1 for a, f in zip(answered, fmt, strict=True) if a and f is False))
+    examples: dict[str, list[dict[str, Any]]] = {}
+    for kind in ("image", "backend", "parse"):
+        sel = df[_text_col(df, "error_kind") == kind]
+        examples[kind] = [
+            {"id": str(r["id"]), "error": (str(r.get("error") or ""))[:240]}
+            for _, r in sel.head(n_examples).iterrows()
+        ]
+    sources = Counter(s for s in _text_col(df, "coord_source") if s)
+    n_answers = int(answered.sum())
+
+    ours_acc = {f"acc_{t:g}km": _pct(e.value) for t, e in metrics.overall.accuracy.items()}
+    ref_name = bench.get("reference_name")
+    try:
+        published = reference_rows(ref_name, reference)
+        ref_error = None
+    except (FileNotFoundError, ValueError) as e:
+        published, ref_error = [], str(e)
+
+    n_expected = bench.get("n_evaluated")
+    report: dict[str, Any] = {
+        "run": {
+            "benchmark": config.get("benchmark") or bench.get("name"),
+            "data": config.get("data"),
+            "model": config.get("model"),
+            "backend": config.get("backend"),
+            "protocol": protocol,
+            "max_new_tokens": config.get("max_new_tokens"),
+            "temperature": config.get("temperature"),
+            "geocode_names": config.get("geocode_names"),
+            "benchmark_notes": bench.get("notes", []),
+            "started": run_info.get("started"),
+            "updated": run_info.get("updated"),
+        },
+        "n_records": n,
+        "n_expected": n_expected,
+        "complete": (n_expected is None) or n >= int(n_expected),
+        "metrics": metrics.to_dict(),
+        "accuracy_percent": ours_acc,
+        "hierarchy": {
+            "truth_source": truth_source,
+            "named": {k: v.to_dict() for k, v in metrics.hierarchy.items()} if has_named else None,
+            "from_coordinates": {k: v.to_dict() for k, v in coord_metrics.hierarchy.items()},
+        },
+        "consistency": _consistency(df, protocol),
+        "failures": {
+            "total": int(sum(kinds.values())),
+            "by_kind": {k: int(kinds.get(k, 0)) for k in ("image", "backend", "parse")},
+            "examples": examples,
+            "n_answers": n_answers,
+            "parse_failure_rate": (n_format_bad / n_answers) if n_answers else None,
+            "n_format_failures": n_format_bad,
+            "no_location_rate": (kinds.get("parse", 0) / n_answers) if n_answers else None,
+        },
+        "coordinate_sources": dict(sources),
+        "published": {
+            "benchmark": ref_name,
+            "rows": published,
+            "error": ref_error,
+            "note": "accuracies in percent as the papers report them; 'verified': yes = the paper's own table, "
+            "partly = some columns, notes = secondary summaries",
+        },
+    }
+    return report
+
+
+# ---------------------------------------------------------------------------
+# markdown
+# ---------------------------------------------------------------------------
+
+
+def _fmt_pct(x: float | None) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _fmt_ci(e: Mapping[str, Any], pct: bool = True) -> str:
+    ci = e.get("ci")
+    if not ci or ci[0] is None or ci[1] is None:
+        return ""
+    if pct:
+        return f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+    return f"[{ci[0]:,.0f}, {ci[1]:,.0f}]"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: Mapping[str, Any], *, images: Mapping[str, str] | None = None) -> str:
+    """The report as markdown (tables, with the published rows beside ours)."""
+    run = report["run"]
+    m = report["metrics"]
+    out: list[str] = [f"# Evaluation: {run.get('model')} on {run.get('benchmark')}", ""]
+    done = f"{report['n_records']} images"
+    if report.get("n_expected") is not None:
+        done += f" of {report['n_expected']}"
+        if not report.get("complete"):
+            done += " (**partial run**: rerun the same command to finish)"
+    out += [
+        f"- benchmark: `{run.get('benchmark')}` ({run.get('data')}), {done}",
+        f"- model: `{run.get('model')}`, backend `{run.get('backend')}`, protocol `{run.get('protocol')}`, "
+        f"max_new_tokens {run.get('max_new_tokens')}, temperature {run.get('temperature')}",
+    ]
+    for note in run.get("benchmark_notes") or []:
+        out.append(f"- loader note: {note}")
+    fails = report["failures"]
+    out += [
+        f"- failures (counted as misses): {fails['total']} — "
+        + ", ".join(f"{k}: {v}" for k, v in fails["by_kind"].items()),
+        "",
+        "## Distance metrics",
+        "",
+    ]
+    rows = []
+    for key, e in m["accuracy"].items():
+        rows.append([key, _fmt_pct(e["value"]), _fmt_ci(e)])
+    med, mean, gs = m["median_km"], m["mean_km"], m["geoscore"]
+    rows.append(
+        [
+            "median km (predictions made)",
+            "—" if med["value"] is None else f"{med['value']:,.1f}",
+            _fmt_ci(med, False),
+        ]
+    )
+    rows.append(
+        [
+            "mean km (predictions made)",
+            "—" if mean["value"] is None else f"{mean['value']:,.1f}",
+            _fmt_ci(mean, False),
+        ]
+    )
+    rows.append(
+        ["GeoScore (0–5000)", "—" if gs["value"] is None else f"{gs['value']:,.1f}", _fmt_ci(gs, False)]
+    )
+    rows.append(["scored / predicted / missing", f"{m['n']} / {m['n_predicted']} / {m['n_missing']}", ""])
+    out += [_table(["metric", "value (%)", "95% CI"], rows), ""]
+    out.append(
+        "Accuracy is the share of all scored images within the distance; an image without a usable "
+        "prediction is a miss. Median and mean are over the predictions made."
+    )
+    out.append("")
+
+    # Published rows beside ours.
+    pub = report["published"]
+    out += ["## Beside published results", ""]
+    acc = report["accuracy_percent"]
+    keys = ["acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km"]
+    rows = [
+        ["**this run**", *[("—" if acc.get(k) is None else f"**{acc[k]:.1f}**") for k in keys], "", "", ""]
+    ]
+    for r in pub["rows"]:
+        rows.append(
+            [
+                r["method"],
+                *[("—" if r.get(k) is None else f"{r[k]:.1f}") for k in keys],
+                r.get("kind", ""),
+                r.get("source", ""),
+                r.get("verified", ""),
+            ]
+        )
+    header = ["method", "1 km", "25 km", "200 km", "750 km", "2500 km", "kind", "source", "verified"]
+    if pub.get("error"):
+        out += [f"(published results unavailable: {pub['error']})", ""]
+    elif not pub["rows"]:
+        out += [
+            f"No published results for this benchmark ({pub.get('benchmark') or 'not a standard benchmark'}).",
+            "",
+        ]
+    out += [_table(header, rows), "", f"_{pub['note']}._", ""]
+
+    # Hierarchy.
+    h = report["hierarchy"]
+    src = {"labels": "the benchmark's labels", "reverse_geocode": "reverse-geocoded true coordinates"}
+    out += ["## Hierarchy accuracy", "", f"Truth: {src.get(h['truth_source'], h['truth_source'])}.", ""]
+    rows = []
+    for level in LEVELS:
+        nm = (h.get("named") or {}).get(level)
+        co = (h.get("from_coordinates") or {}).get(level)
+        if nm is None and co is None:
+            continue
+        rows.append(
+            [
+                level,
+                "—"
+                if nm is None
+                else f"{_fmt_pct(nm['accuracy']['value'])} {_fmt_ci(nm['accuracy'])} (n={nm['n']})",
+                "—"
+                if co is None
+                else f"{_fmt_pct(co['accuracy']['value'])} {_fmt_ci(co['accuracy'])} (n={co['n']})",
+            ]
+        )
+    if rows:
+        out += [
+            _table(["level", "named in the answer (%)", "place of the predicted coordinates (%)"], rows),
+            "",
+        ]
+    else:
+        out += ["No level could be compared.", ""]
+
+    # Per continent.
+    pc = m.get("per_continent") or {}
+    if pc:
+        from georeason.types import CONTINENT_NAMES
+
+        out += ["## Per continent (of the true location)", ""]
+        rows = []
+        for code, s in pc.items():
+            rows.append(
+                [
+                    CONTINENT_NAMES.get(code, code),
+                    s["n"],
+                    s["n_missing"],
+                    *[_fmt_pct(e["value"]) for e in s["accuracy"].values()],
+                    "—" if s["median_km"]["value"] is None else f"{s['median_km']['value']:,.0f}",
+                    "—" if s["geoscore"]["value"] is None else f"{s['geoscore']['value']:,.0f}",
+                ]
+            )
+        thr = [f"{t:g} km" for t in m["thresholds_km"]]
+        out += [_table(["continent", "n", "missing", *thr, "median km", "GeoScore"], rows), ""]
+
+    # Consistency and parsing.
+    c = report["consistency"]
+    out += ["## Chain consistency and parsing", ""]
+    if c.get("rate") is not None:
+        out.append(
+            f"- chain consistency: {100 * c['rate']:.1f}% of the {c['n_applicable']} answers that name a place and "
+            "state coordinates name the place their coordinates fall in (country by polygon; city nearest or "
+            "within 50 km) — the `consistency` reward."
+        )
+    else:
+        out.append(f"- chain consistency: n/a ({c.get('note') or c.get('error') or 'no answers'})")
+    pf = fails.get("parse_failure_rate")
+    out.append(
+        f"- parse failures: {fails['n_format_failures']} of {fails['n_answers']} answers break the "
+        f"`{run.get('protocol')}` format ({'—' if pf is None else f'{100 * pf:.1f}%'}); "
+        f"{fails['by_kind']['parse']} give no usable location at all"
+    )
+    srcs = report.get("coordinate_sources") or {}
+    if srcs:
+        out.append(
+            "- where predicted coordinates came from: " + ", ".join(f"{k}: {v}" for k, v in srcs.items())
+        )
+    out.append("")
+
+    if fails["total"]:
+        out += ["## Failures", ""]
+        for kind, exs in fails["examples"].items():
+            if not exs:
+                continue
+            out.append(f"**{kind}** ({fails['by_kind'][kind]}), e.g.:")
+            out += [f"- `{e['id']}`: {e['error']}" for e in exs]
+            out.append("")
+
+    if images:
+        out += ["## Plots", ""]
+        for title, name in images.items():
+            out.append(f"![{title}]({name})")
+        out.append("")
+    out += [
+        "## Conventions",
+        "",
+        *[f"- {k}: {v}" for k, v in m.get("conventions", {}).items()],
+        "",
+    ]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------
+
+
+def write_report(
+    out_dir: str | os.PathLike[str],
+    *,
+    reference: str | os.PathLike[str] | None = None,
+    plots: bool = True,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Read ``out_dir/predictions.jsonl`` (+ ``run.json``), write ``report.md``, ``report.json``
+    and, with ``plots``, ``error_cdf.png`` and ``world_map.png``. Returns the report dict."""
+    from georeason.eval.runner import PREDICTIONS_FILE, RUN_FILE, read_records
+
+    out = Path(out_dir).expanduser()
+    preds = out / PREDICTIONS_FILE
+    if not preds.is_file():
+        raise FileNotFoundError(f"no {PREDICTIONS_FILE} in {out}: run `georeason eval ... --out {out}` first")
+    records, _ = read_records(preds)
+    run_info: dict[str, Any] = {}
+    if (out / RUN_FILE).is_file():
+        try:
+            run_info = json.loads((out / RUN_FILE).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            run_info = {}
+    report = build_report(records, run_info=run_info, reference=reference, n_bootstrap=n_bootstrap, seed=seed)
+    images: dict[str, str] = {}
+    if plots:
+        images = _plots(out, records, report)
+    report["plots"] = images
+    tmp = out / (REPORT_JSON + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out / REPORT_JSON)
+    tmp = out / (REPORT_MD + ".tmp")
+    tmp.write_text(render_markdown(report, images=images), encoding="utf-8")
+    os.replace(tmp, out / REPORT_MD)
+    return report
+
+
+def _plots(out: Path, records: Sequence[Mapping[str, Any]], report: Mapping[str, Any]) -> dict[str, str]:
+    import logging
+
+    try:
+        from georeason.eval.plots import plot_error_cdf, plot_world_map
+    except ImportError as e:  # pragma: no cover - matplotlib missing
+        logging.getLogger("georeason.eval").warning("no plots: %s", e)
+        return {}
+    from georeason.geo import haversine_km
+
+    tlat = _num([r.get("true_lat") for r in records])
+    tlon = _num([r.get("true_lon") for r in records])
+    plat = _num([r.get("pred_lat") for r in records])
+    plon = _num([r.get("pred_lon") for r in records])
+    d = haversine_km(tlat, tlon, plat, plon)
+    run = report["run"]
+    label = f"{run.get('model')} ({run.get('protocol')})"
+    images = {}
+    try:
+        plot_error_cdf({label: d}, out / CDF_PNG, title=f"Error CDF — {run.get('benchmark')}")
+        images["error CDF"] = CDF_PNG
+        plot_world_map(
+            tlat, tlon, plat, plon, out / MAP_PNG, title=f"Predictions vs truth — {run.get('benchmark')}"
+        )
+        images["world map"] = MAP_PNG
+    except ImportError as e:  # matplotlib not installed: the report stays useful without PNGs
+        logging.getLogger("georeason.eval").warning("no plots (%s); pip install matplotlib", e)
+    return images
+
+
+__all__ = [
+    "build_report",
+    "default_reference_path",
+    "load_reference",
+    "reference_rows",
+    "render_markdown",
+    "write_report",
+]
