@@ -215,6 +215,8 @@ def adversarial_cases() -> list[Any]:
         "likely " * n,
         "final answer " * n,
         "Coordinates: (48.85, 2.35)\n" * n,
+        "<|im_end|>" * n,
+        "6.1e-05, " * n,
     ]
 
 

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
+from unittest.mock import patch
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from georeason.protocols import PROTOCOLS, get_protocol, parse_coordinates
-from georeason.protocols.parsing import _VALUE_RE, _value_matches, normalize_text, scan_coordinates
+from georeason.protocols import PROTOCOLS, get_protocol, parse_coordinates, parsing
+from georeason.protocols.parsing import (
+    _VALUE_RE,
+    _value_matches,
+    clean_name,
+    normalize_text,
+    scan_coordinates,
+)
 from georeason.types import GeoSample, Prediction
 
 SETTINGS = settings(
@@ -213,3 +221,21 @@ def test_round_trip_random_samples(
         assert (pred.country, pred.country_code, pred.city) == (country, code, city)
     if name == "geor_continent":
         assert pred.continent == continent
+
+
+NAME_PIECES = [
+    "Paris", "São", " ", "-", "'", ".", ",", "/", "(", ")", "likely", "or", "N/A", "not", "sure", "in",
+    "Île", "成都", "D.C.", "either", "1", "_", "?", "Probably", "it's", "Unknown", ";",
+]  # fmt: skip
+name_text = st.one_of(st.text(max_size=40), st.lists(st.sampled_from(NAME_PIECES), max_size=8).map("".join))
+
+
+@SETTINGS
+@given(name_text)
+def test_clean_name_fast_path_agrees_with_full_cleaning(value: str) -> None:
+    fast_errors: list[str] = []
+    slow_errors: list[str] = []
+    fast = clean_name(value, "City", fast_errors)
+    with patch.object(parsing, "_PLAIN_NAME_RE", re.compile(r"(?!)")):  # never matches
+        slow = clean_name(value, "City", slow_errors)
+    assert (fast, fast_errors) == (slow, slow_errors)

@@ -446,6 +446,13 @@ GLOBE_CASES = [
         id="text-between",
     ),
     pytest.param(
+        "<think>x</think><answer>country: Japan\ncity: Kyoto</answer><|im_end|>",
+        {"country_code": "JP", "city": "Kyoto"},
+        True,
+        [],
+        id="end-of-turn-token",
+    ),
+    pytest.param(
         "<think>x</think><answer>country: Brazil</answer>",
         {"country_code": "BR", "city": None},
         False,
@@ -617,6 +624,10 @@ def test_split_completion_rules() -> None:
     assert r.answer == " final " and "</answer> without <answer>" in r.errors
     r = split_completion("<think>never closed")
     assert "unclosed <think>" in r.errors and r.answer == "<think>never closed"
+    r = split_completion("(1, 2) </answer> more")
+    assert r.answer == "(1, 2) " and {"</answer> without <answer>", "text after </answer>"} <= set(r.errors)
+    r = split_completion("<think>a</think><answer>x</answer><|im_end|>\n</s>")
+    assert r.answer == "x" and r.errors == []
     r = split_completion("İ" * 10 + "<think>a</think>b")  # a character whose lower case is longer
     assert r.answer == "b" and r.reasoning == "a"
 

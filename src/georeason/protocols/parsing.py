@@ -23,6 +23,7 @@ pairing logic walks the token list once.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -104,8 +105,9 @@ def normalize_text(text: str) -> str:
 class Region:
     """Where the answer and the reasoning are in a completion.
 
-    ``answer`` is at most :data:`MAX_ANSWER_CHARS` long (its end is kept);
-    ``tags`` records which tags were seen; ``errors`` the structural problems.
+    ``text`` is the part of the completion that was read (capped, trailing
+    end-of-turn tokens removed); ``answer`` is at most :data:`MAX_ANSWER_CHARS`
+    long (its end is kept); ``errors`` lists the structural problems.
     """
 
     text: str
@@ -131,12 +133,28 @@ def _lowered(text: str) -> str:
     return text.lower()
 
 
+# End-of-turn tokens some backends leave in decoded text; not part of the answer.
+_EOS_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "</s>", "<|end|>")
+
+
+def _strip_eos(text: str) -> str:
+    end = text.rstrip()
+    for _ in range(4):  # bounded: "<|im_end|>" * 2000 must not cost 2000 slices
+        tok = next((t for t in _EOS_TOKENS if end.endswith(t)), None)
+        if tok is None:
+            break
+        end = end[: -len(tok)].rstrip()
+    return end if len(end) < len(text) else text
+
+
 def split_completion(text: str) -> Region:
     """Split a completion into reasoning and answer.
 
     Rules, in order:
 
-    1. Only the first :data:`MAX_COMPLETION_CHARS` characters are read.
+    1. Only the first :data:`MAX_COMPLETION_CHARS` characters are read;
+       trailing end-of-turn tokens (``<|im_end|>``, ``<|endoftext|>``,
+       ``<|eot_id|>``, ``</s>``…) are dropped.
     2. If there is an ``<answer>`` after the last ``</think>`` (or no
        ``</think>``), the answer is inside the **last** ``<answer>``, up to the
        next ``</answer>``; without a closing tag it runs to the end (noted).
@@ -154,6 +172,8 @@ def split_completion(text: str) -> Region:
     if truncated:
         errors.append(f"completion has {len(text)} characters; read the first {MAX_COMPLETION_CHARS}")
         text = text[:MAX_COMPLETION_CHARS]
+    else:
+        text = _strip_eos(text)
 
     # C-level searches on a lower-cased copy (tags in any case).
     low = _lowered(text)
@@ -204,6 +224,9 @@ def split_completion(text: str) -> Region:
         reasoning_end = 0
         if last_close_any >= 0:
             errors.append("</answer> without <answer>")
+            if text[last_close_any + len("</answer>") :].strip():
+                errors.append("text after </answer>")
+            answer = text[:last_close_any]
 
     if think_close >= 0 and 0 <= think_open < think_close:
         reasoning = text[think_open + len("<think>") : think_close]
@@ -409,6 +432,9 @@ def _value_matches(text: str) -> Iterator[re.Match[str]]:
         yield from _VALUE_RE.finditer(text, span_start, span_end)
 
 
+_DIGIT_RE = re.compile(r"[0-9]")
+
+
 def _count_digits(text: str) -> int:
     return sum(text.count(d) for d in "0123456789")
 
@@ -443,9 +469,10 @@ def scan_coordinates(text: str, *, normalized: bool = False) -> CoordinateScan:
         text = text[-MAX_ANSWER_CHARS:]
     if not normalized:
         text = normalize_text(text)
-    digits = _count_digits(text)
-    if digits == 0:  # no digit, no coordinates: most failures end here
+    if _DIGIT_RE.search(text) is None:  # no digit, no coordinates: most failures end here
         return CoordinateScan(pairs, errors)
+    # A text shorter than the cap cannot hold too many digits: skip the count.
+    digits = _count_digits(text) if len(text) > MAX_ANSWER_DIGITS else 0
     truncated = digits > MAX_ANSWER_DIGITS
     if truncated:
         errors.append(f"answer holds {digits} digits; read only its last {DENSE_TAIL_CHARS} characters")
@@ -523,12 +550,13 @@ _KEY_LEVELS: dict[str, str] = {
 
 # Characters around a key: Markdown emphasis, quotes, bullets, brackets.
 _HEAD_STRIP = " *_`\"'#>|{[(-•"
-# A key starts after one of these (or at the start of the text).
-_HEAD_BOUNDARIES = "\n,;{|:="
+# A key starts after a newline or one of these (or at the start of the text).
+_HEAD_BOUNDARIES_INLINE = ",;{|:="
 _MAX_HEAD = 48
 _SEP_RE = re.compile(r"[:=]")
 
 
+@functools.lru_cache(maxsize=4096)  # heads repeat ("Country", "**City**"): cache the normalisation
 def _key_level(head: str) -> str | None:
     """The level a key names (``"**State/Province**"`` -> ``"admin1"``), or None."""
     k = " ".join(head.strip(_HEAD_STRIP).lstrip("0123456789.) ").strip(_HEAD_STRIP).lower().split())
@@ -601,14 +629,19 @@ def scan_keys(text: str, *, normalized: bool = False) -> KeyScan:
     for m in _SEP_RE.finditer(text):
         p = m.start()
         w0 = max(0, p - _MAX_HEAD)
-        q = max(text.rfind(ch, w0, p) for ch in _HEAD_BOUNDARIES) + 1
-        if q == 0 and w0 > 0:
+        line_start = text.rfind("\n", w0, p) + 1
+        head = text[line_start or w0 : p]
+        cut = line_start > 0 or w0 == 0
+        for ch in _HEAD_BOUNDARIES_INLINE:  # the key starts after the last boundary
+            if ch in head:
+                head = head[head.rindex(ch) + 1 :]
+                cut = True
+        if not cut:
             continue  # more than _MAX_HEAD characters since the last boundary: not a key
-        head = text[q:p]
+        q = p - len(head)
         level = _key_level(head)
         if level is None:
             # "Coordinates (lat, lon):" — the head from the line start, parenthesis dropped.
-            line_start = text.rfind("\n", w0, p) + 1
             paren = text.find("(", line_start, p)
             if paren >= 0 and (line_start > 0 or w0 == 0):
                 level = _key_level(text[line_start:paren])
@@ -652,6 +685,35 @@ _HEDGE_SPLIT_RE = re.compile(
     r"\s(?:or|vs\.?|versus)\s|\s?/\s?|;|,\s(?:(?:but\s)?(?:most\s)?(?:likely|probably|possibly|perhaps|maybe|or))\b|\s\(",
     re.IGNORECASE,
 )
+# The fast path of clean_name: letters (any script), spaces, apostrophes,
+# hyphens and dots, not starting with a word the hedge prefix could remove and
+# without " or "/" vs " alternatives. Anything else takes the full path.
+_PLAIN_NAME_RE = re.compile(r"[^\W\d_](?:[\w .'-]{0,98}[^\W_])?")
+_FIRST_WORD_RE = re.compile(r"[^\W\d_]*")
+_PREFIX_WORDS = frozenset(
+    [
+        "most",
+        "very",
+        "quite",
+        "likely",
+        "probably",
+        "possibly",
+        "perhaps",
+        "maybe",
+        "presumably",
+        "apparently",
+        "approximately",
+        "approx",
+        "around",
+        "near",
+        "somewhere",
+        "either",
+        "i",
+        "it",
+        "in",
+        "the",
+    ]
+)
 _HEDGE_WORD_RE = re.compile(
     r"\b(?:likely|probably|possibly|perhaps|maybe|or|unsure|uncertain)\b", re.IGNORECASE
 )
@@ -669,6 +731,17 @@ def clean_name(value: str, level: str, errors: list[str]) -> str | None:
     if len(raw) > 200:
         errors.append(f"{level} value too long ({len(raw)} characters)")
         return None
+    if _PLAIN_NAME_RE.fullmatch(raw):  # the common case: one plain name, nothing to clean
+        low = raw.lower()
+        first = _FIRST_WORD_RE.match(low)
+        if (
+            low not in _UNKNOWN
+            and (first is None or first.group() not in _PREFIX_WORDS)
+            and " or " not in low
+            and " vs" not in low
+            and " versus " not in low
+        ):
+            return raw
     if raw.lower() in _UNKNOWN:
         errors.append(f"no value for {level}")
         return None
