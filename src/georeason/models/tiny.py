@@ -88,18 +88,30 @@ def _places(max_places: int) -> Iterator[tuple[str, str, str, str, float, float]
         yield str(g.name[i]), str(g.admin1[i]), code, country_name(code), float(g.lat[i]), float(g.lon[i])
 
 
+def _prompt_text(protocol: Any) -> str:
+    """The text of a protocol's prompt as the chat template renders it (roles included)."""
+    parts = []
+    for message in protocol.messages():
+        content = message["content"]
+        texts = (
+            [content] if isinstance(content, str) else [p["text"] for p in content if p.get("type") == "text"]
+        )
+        parts.append(f"<|im_start|>{message['role']}\n" + "".join(texts) + "<|im_end|>")
+    return "\n".join(parts) + "\n<|im_start|>assistant\n"
+
+
 def _protocol_texts(places: list[tuple[str, str, str, str, float, float]]) -> Iterator[str]:
-    """Every protocol's prompt messages and gold answers for a sample of places."""
+    """Each protocol's prompt followed by its gold answer, for a sample of places.
+
+    The prompt is repeated with every answer on purpose: BPE merges by frequency,
+    and a prompt seen once among 20k place names would stay split into single
+    letters (hundreds of tokens per prompt, on every training step).
+    """
     from georeason import protocols
     from georeason.types import GeoSample
 
     for protocol in protocols.PROTOCOLS.values():
-        for message in protocol.messages():
-            content = message["content"]
-            if isinstance(content, str):
-                yield content
-            else:
-                yield from (part["text"] for part in content if part.get("type") == "text")
+        prompt = _prompt_text(protocol)
         for k, (city, admin1, code, country, lat, lon) in enumerate(places):
             sample = GeoSample(
                 id=f"corpus-{k}",
@@ -112,16 +124,16 @@ def _protocol_texts(places: list[tuple[str, str, str, str, float, float]]) -> It
                 city=city,
                 reasoning=f"The signs are written for {city}, a place in {admin1}, {country}.",
             )
-            yield protocol.format_answer(sample)
+            yield prompt + protocol.format_answer(sample) + "<|im_end|>"
 
 
 def default_corpus(max_places: int = 20_000, answers_per_protocol: int = 2_000) -> list[str]:
     """Training text for the tiny tokenizer: place names in the protocols' formats
-    plus all protocol prompts and formatted gold answers.
+    plus every protocol's prompt and gold answers.
 
-    ``max_places`` most populous gazetteer places give the names; the first
-    ``answers_per_protocol`` of them are also written as full gold answers by each
-    protocol (so its key words, tags and punctuation become single tokens).
+    The ``max_places`` most populous gazetteer places give the names; the first
+    ``answers_per_protocol`` of them are also written as full prompt + gold answer
+    by each protocol (so its key words, tags and punctuation become single tokens).
     """
     places = list(_places(max_places))
     lines = [
@@ -191,6 +203,7 @@ def build_tiny_vlm(
     max_pixels: int = 112 * 112,
     seed: int = 0,
     corpus: Iterable[str] | None = None,
+    extra_text: Iterable[str] = (),
 ) -> Path:
     """Build a tiny random-weight Qwen2.5-VL with a locally trained tokenizer.
 
@@ -211,6 +224,8 @@ def build_tiny_vlm(
         seed: seed of the random weights.
         corpus: tokenizer training text; default :func:`default_corpus` (gazetteer
             names and the protocols' prompts and answers).
+        extra_text: more tokenizer training text on top of ``corpus``, e.g. the
+            synthetic world's reasoning strings, so its clue words are whole tokens.
 
     >>> path = build_tiny_vlm(tmp_path / "tiny")  # doctest: +SKIP
     >>> from transformers import AutoModelForImageTextToText
@@ -253,7 +268,8 @@ def build_tiny_vlm(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = _train_tokenizer(default_corpus() if corpus is None else corpus, vocab_size)
+    text = [*(default_corpus() if corpus is None else corpus), *extra_text]
+    tokenizer = _train_tokenizer(text, vocab_size)
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels),
