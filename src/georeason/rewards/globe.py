@@ -4,7 +4,7 @@ The locatability reward, which needs a judge model, lives in
 :mod:`georeason.rewards.judges`.
 
 Where GLOBE's released plugin differs we follow the paper: the plugin matches names
-by substring with a 0.7 length ratio ("Georgia" ≈ "South Georgia"; "USA" never
+by substring with a 0.7 length ratio ("Niger" = "Nigeria", 5/7 ≥ 0.7; "USA" never
 matches "United States") — we compare gazetteer keys with aliases and ISO codes; its
 visual reward counts lower-cased substrings ("bus" is found in "business") and scores
 0 when a sample has no entities — we match whole words and return None (nothing to
