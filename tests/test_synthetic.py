@@ -242,7 +242,7 @@ def test_labels_agree_with_reverse_geocoding(data: syn.SyntheticData) -> None:
     for split in ("train", "test"):
         ds = data.datasets[split]
         t = reverse_geocode_batch(list(ds["lat"]), list(ds["lon"]))
-        assert t.valid.all()
+        assert t.valid.all() and t.on_land.all()
         assert list(t.country_code) == list(ds["country_code"])
         assert list(t.admin1) == list(ds["admin1"])
         assert [continent_of(cc) for cc in list(ds["country_code"])] == list(ds["continent"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,7 +14,9 @@ from georeason.cli import app
 
 @app.command("synth")
 def synth(
-    out: Path = typer.Option(..., "--out", help="Output folder (datasets.save_to_disk layout + world.json)."),
+    out: Annotated[
+        Path, typer.Option("--out", help="Output folder (datasets.save_to_disk layout + world.json).")
+    ],
     n_train: int = typer.Option(2000, "--n-train", min=1, help="Images of training cities."),
     n_test: int = typer.Option(400, "--n-test", min=0, help="Images of held-out cities (never in train)."),
     seed: int = typer.Option(0, "--seed", help="Draws the split of cities and every photo."),
@@ -21,11 +24,15 @@ def synth(
     n_places: int = typer.Option(
         192, "--n-places", help="Cities in the world: a multiple of n_countries x admin1_per_country."
     ),
-    n_countries: int = typer.Option(24, "--n-countries", min=1, help="Countries (round-robin over continents)."),
+    n_countries: int = typer.Option(
+        24, "--n-countries", min=1, help="Countries (round-robin over continents)."
+    ),
     admin1_per_country: int = typer.Option(2, "--admin1-per-country", min=1, help="Regions per country."),
     test_share: float = typer.Option(0.25, "--test-share", help="Share of each region's cities held out."),
     no_clue_share: float = typer.Option(0.1, "--no-clue-share", help="Share of images with no clue."),
-    jitter_km: float = typer.Option(5.0, "--jitter-km", help="Photos lie within this distance of their city."),
+    jitter_km: float = typer.Option(
+        5.0, "--jitter-km", help="Photos lie within this distance of their city."
+    ),
 ) -> None:
     """Draw the synthetic world: procedural photos of real cities with hierarchical clues.
 

@@ -254,7 +254,8 @@ def _select_places(
     are taken greedily by population, keeping every pair of world cities at least
     ``min_separation_km`` apart (so a 25 km hit can only mean one city) and
     keeping only cities whose whole ``ring_km`` neighbourhood reverse-geocodes to
-    the same country and admin1 (so jittered photos keep their labels).
+    the same country and admin1, with the city point itself on land (so jittered
+    photos keep their labels).
     """
     from georeason.geo import gazetteer, haversine_km, reverse_geocode_batch
 
@@ -274,6 +275,7 @@ def _select_places(
         t = reverse_geocode_batch(lats, lons)
         return bool(
             np.all(t.valid)
+            and t.on_land[0]  # the city's own point: the fallback photo position
             and np.all(t.country_code == g.country_code[i])
             and np.all(t.admin1 == g.admin1[i])
         )
@@ -884,9 +886,13 @@ def _png_bytes(im: Image.Image) -> bytes:
 def _photo_coordinates(
     world: SyntheticWorld, places: list[WorldPlace], rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Photo coordinates uniform in a disk of ``jitter_km`` around each city, redrawn where
-    reverse geocoding disagrees with the city's country or admin1 (rare: places were chosen
-    with a stable ring), falling back to the city's own point."""
+    """Photo coordinates uniform in a disk of ``jitter_km`` around each city.
+
+    A position is redrawn (up to 5 times, then the city's own point, which is on
+    land) where reverse geocoding puts it in the sea (~4% of draws: coastal and
+    river cities) or in another country or admin1 (rare: places were chosen with
+    a ring of ``jitter_km`` that geocodes to their own country and admin1).
+    """
     from georeason.geo import reverse_geocode_batch
 
     n = len(places)
@@ -904,7 +910,7 @@ def _photo_coordinates(
         t = reverse_geocode_batch(lat[todo], lon[todo])
         want_cc = np.array([places[i].country_code for i in todo], dtype=object)
         want_a1 = np.array([places[i].admin1 for i in todo], dtype=object)
-        ok = t.valid & (t.country_code == want_cc) & (t.admin1 == want_a1)
+        ok = t.valid & t.on_land & (t.country_code == want_cc) & (t.admin1 == want_a1)
         todo = todo[~ok]
     lat[todo], lon[todo] = clat[todo], clon[todo]
     return lat, lon
