@@ -72,6 +72,10 @@ def locate_cmd(
     api_key_env: Annotated[
         str, typer.Option(help="Environment variable holding the API key (openai).")
     ] = "OPENAI_API_KEY",
+    max_retries: Annotated[
+        int, typer.Option(help="Retries per request on 429/5xx/connection errors (openai).")
+    ] = 5,
+    timeout: Annotated[float, typer.Option(help="Seconds per HTTP request (openai).")] = 120.0,
     max_pixels: Annotated[
         int | None, typer.Option(help="Resize images to at most this many pixels (aspect kept).")
     ] = None,
@@ -89,7 +93,13 @@ def locate_cmd(
         raise typer.BadParameter(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     options: dict[str, Any] = {}
     if backend == "openai":
-        options.update(base_url=base_url, api_key_env=api_key_env, max_pixels=max_pixels)
+        options.update(
+            base_url=base_url,
+            api_key_env=api_key_env,
+            max_pixels=max_pixels,
+            max_retries=max_retries,
+            timeout=timeout,
+        )
     elif backend == "hf":
         if model == "auto":
             raise typer.BadParameter("--model is required with --backend hf (a model folder or hub id)")
