@@ -167,15 +167,15 @@ def fetch_cmd(
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
-        for f in result.files:
+        for fr in result.files:
             mark = {
                 "downloaded": "downloaded",
                 "present": "already there",
                 "manual-present": "placed by hand",
                 "manual-missing": "MISSING (manual)",
-            }[f.status]
-            ver = "verified" if f.verified else ("" if f.status == "manual-missing" else "UNVERIFIED")
-            typer.echo(f"{f.name:<36} {mark:<18} {ver:<10} {f.path}")
+            }[fr.status]
+            ver = "verified" if fr.verified else ("" if fr.status == "manual-missing" else "UNVERIFIED")
+            typer.echo(f"{fr.name:<36} {mark:<18} {ver:<10} {fr.path}")
         if "check" in summary:
             c = summary["check"]
             if "error" in c:

@@ -139,9 +139,20 @@ class BenchmarkDataset(Sequence[GeoSample]):
         if not 0 <= i < n:
             raise IndexError(f"index {i} out of range for {self.name} with {n} images")
         row = self.table.iloc[i]
-        labels = {c: (str(row[c]) or None) for c in LABEL_COLUMNS if c in self.table.columns}
+
+        def label(c: str) -> str | None:
+            return (str(row[c]) or None) if c in self.table.columns else None
+
         return GeoSample(
-            id=str(row["id"]), image=self.image(i), lat=float(row["lat"]), lon=float(row["lon"]), **labels
+            id=str(row["id"]),
+            image=self.image(i),
+            lat=float(row["lat"]),
+            lon=float(row["lon"]),
+            continent=label("continent"),
+            country_code=label("country_code"),
+            country=label("country"),
+            admin1=label("admin1"),
+            city=label("city"),
         )
 
     def __iter__(self) -> Iterator[GeoSample]:
@@ -1106,7 +1117,7 @@ def load_benchmark(name: str, root: str | Path, **options: Any) -> BenchmarkData
     """
     cls = benchmark_class(name)
     try:
-        return cls(root, **options)  # type: ignore[call-arg]
+        return cls(root, **options)  # type: ignore[arg-type]
     except TypeError as e:
         if "unexpected keyword argument" in str(e):
             raise ValueError(f"benchmark {name!r}: {e}") from e

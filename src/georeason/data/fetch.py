@@ -464,17 +464,16 @@ def _download_once(
                 return
             part.unlink()  # the part is longer than the file: start over
             raise _Retryable(f"server refused to resume at byte {offset} (HTTP 416); restarting") from None
-        reason = f"HTTP {e.code} {e.reason}"
+        status = f"HTTP {e.code} {e.reason}"
         if e.code in _RETRY_STATUS:
-            raise _Retryable(f"server error {reason}") from None
+            raise _Retryable(f"server error {status}") from None
         raise FetchError(
-            f"{url}: the server answered {reason}; check the URL (or the registry entry)"
+            f"{url}: the server answered {status}; check the URL (or the registry entry)"
         ) from None
     except urllib.error.URLError as e:
-        reason = e.reason
-        if isinstance(reason, OSError):  # refused, reset, timed out, DNS: worth retrying
-            raise _Retryable(f"cannot connect: {reason}") from None
-        raise FetchError(f"{url}: {reason}") from None
+        if isinstance(e.reason, OSError):  # refused, reset, timed out, DNS: worth retrying
+            raise _Retryable(f"cannot connect: {e.reason}") from None
+        raise FetchError(f"{url}: {e.reason}") from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as e:
         raise _Retryable(f"network error: {type(e).__name__}: {e}") from None
 
