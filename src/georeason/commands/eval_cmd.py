@@ -47,7 +47,14 @@ def eval_cmd(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Evaluate the first N images only.")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per backend call.")] = 8,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Images per backend call (openai: at least its concurrency, 8 by default).",
+        ),
+    ] = 8,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 512,
     max_pixels: Annotated[
         int | None,

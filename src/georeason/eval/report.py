@@ -53,6 +53,7 @@ CDF_PNG = "error_cdf.png"
 MAP_PNG = "world_map.png"
 LEVELS = ("continent", "country", "admin1", "city")
 _LABEL_KEYS = ("continent", "country_code", "country", "admin1", "city")
+NAMING_PROTOCOLS = frozenset({"geor", "geor_continent", "globe"})
 CITY_RADIUS_KM = 25.0
 """Named-city check against reverse-geocoded truth: a place of that name within this distance."""
 _ACC_COLS = ("acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km")
@@ -262,7 +263,11 @@ def build_report(
 
     true_labels, truth_source = _truth_labels(df, tlat, tlon)
     named = pd.DataFrame({k: _text_col(df, f"pred_{k}") for k in _LABEL_KEYS})
-    has_named = bool((named.drop(columns=["country_code"]) != "").to_numpy().any())
+    # Protocols whose answers name places are judged on them even when a model names none
+    # (that is 0%, not "not applicable"); for the others, only if some answer names a place.
+    has_named = protocol.strip().lower() in NAMING_PROTOCOLS or bool(
+        (named.drop(columns=["country_code"]) != "").to_numpy().any()
+    )
 
     continents = None
     if truth_source == "reverse_geocode":

@@ -742,10 +742,12 @@ def run_eval(
             seconds=time.perf_counter() - t_start,
             dropped_lines=int(stats.truncated_tail) + len(stats.bad_lines) + stats.duplicates,
         )
-        if report:
+        if report and (n_before or n_new):
             from georeason.eval.report import write_report
 
             summary.report = write_report(out, reference=reference, plots=plots, n_bootstrap=n_bootstrap)
+        elif report:
+            log("no image was evaluated: no report written")
         return summary
 
 
