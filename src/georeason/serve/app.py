@@ -232,7 +232,8 @@ def create_app(
     max_request_bytes: int | str = 20 * 1024**2,
     queue_timeout: float = 30.0,
     max_batch: int | None = None,
-    batch_window_s: float = 0.02,
+    batch_window_s: float = 0.05,
+    batch_linger_s: float = 0.01,
     default_protocol: str = "geor",
     max_pixels: int | None = None,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
@@ -249,6 +250,7 @@ def create_app(
         queue_timeout: seconds a request over the limit waits for a slot before 503 (0: at once).
         max_batch: largest batch the worker sends to the backend (default ``max_concurrency``).
         batch_window_s: longest wait for admitted requests still decoding their image.
+        batch_linger_s: how long a batch that is not full waits for requests still in transit.
         default_protocol: protocol of ``/v1/locate`` when the form names none.
         max_pixels, max_image_pixels: image resize target and decompression-bomb guard.
         max_new_tokens_limit: largest ``max_tokens`` a client may ask for.
@@ -270,13 +272,16 @@ def create_app(
     supports_logprobs = "top_logprobs" in gen_params
     supports_min_tokens = "min_new_tokens" in gen_params
 
-    state: dict[str, Any] = {"in_flight": 0, "served": 0, "rejected": 0}
+    # in_flight: admitted, not yet answered; preparing: admitted, not yet handed to the worker
+    # (still decoding its image) -- the worker waits for those to fill its batch.
+    state: dict[str, Any] = {"in_flight": 0, "preparing": 0, "served": 0, "rejected": 0}
     slots = asyncio.Semaphore(max_concurrency)
     worker = BatchWorker(
         backend,
         max_batch=max_batch or max_concurrency,
         window_s=batch_window_s,
-        pending=lambda: state["in_flight"],
+        linger_s=batch_linger_s,
+        pending=lambda: state["preparing"],
     )
 
     from contextlib import asynccontextmanager
@@ -315,7 +320,10 @@ def create_app(
             headers=getattr(exc, "headers", None),
         )
 
-    async def admit() -> None:
+    class Slot:
+        submitted = False
+
+    async def admit() -> Slot:
         """Take a slot, waiting up to queue_timeout; 503 when none frees up."""
         try:
             if queue_timeout == 0:
@@ -333,14 +341,21 @@ def create_app(
                 headers={"Retry-After": "1"},
             ) from None
         state["in_flight"] += 1
+        state["preparing"] += 1
+        return Slot()
 
-    def release() -> None:
+    def release(slot: Slot) -> None:
+        if not slot.submitted:
+            state["preparing"] -= 1
         state["in_flight"] -= 1
         state["served"] += 1
         slots.release()
 
-    async def run(request: InferRequest, settings: dict[str, Any]) -> Response:
+    async def run(slot: Slot, request: InferRequest, settings: dict[str, Any]) -> Response:
         fut = worker.submit(request, **settings)
+        # Only after the put: the worker must never see "nothing queued, nothing coming" in between.
+        slot.submitted = True
+        state["preparing"] -= 1
         try:
             return await asyncio.wrap_future(fut)
         except Exception as e:
@@ -363,6 +378,7 @@ def create_app(
             "model": name,
             "backend": backend.name,
             "in_flight": state["in_flight"],
+            "preparing": state["preparing"],
             "max_concurrency": max_concurrency,
             "queue_timeout_s": queue_timeout,
             "served": state["served"],
@@ -423,7 +439,7 @@ def create_app(
             raise HTTPException(422, f"logprobs: backend {backend.name!r} does not return log-probabilities")
         if body.min_tokens and not supports_min_tokens:
             raise HTTPException(422, f"min_tokens: backend {backend.name!r} does not support it")
-        await admit()
+        slot = await admit()
         try:
             request = await run_in_threadpool(_to_request, body)
             settings: dict[str, Any] = {
@@ -436,9 +452,9 @@ def create_app(
                 settings["min_new_tokens"] = body.min_tokens
             if want_logprobs:
                 settings["top_logprobs"] = body.top_logprobs or 0
-            resp = await run(request, settings)
+            resp = await run(slot, request, settings)
         finally:
-            release()
+            release(slot)
         text = check_response(resp)
         finish_reason = resp.extra.get("finish_reason") or "stop"
         if body.stop:
@@ -485,7 +501,7 @@ def create_app(
                 422, f"max_tokens: {max_tokens} is above this server's limit of {max_new_tokens_limit}"
             )
         data = await image.read()
-        await admit()
+        slot = await admit()
         try:
             result, request = await run_in_threadpool(
                 prepare,
@@ -498,11 +514,12 @@ def create_app(
             if request is None:
                 raise HTTPException(422, f"image: {result.error}")
             resp = await run(
+                slot,
                 request,
                 {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": 1.0, "seed": None},
             )
         finally:
-            release()
+            release(slot)
         if resp.text is None:
             check_response(resp)
         result = await run_in_threadpool(finish, result, resp)

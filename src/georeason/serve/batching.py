@@ -3,7 +3,8 @@
 The event loop never runs the model: handlers submit a request here and await
 a future. The worker thread takes the first waiting request, gathers the others
 that are already admitted (up to ``max_batch``; it waits at most ``window_s``
-for requests that were admitted but are still decoding their image), groups
+for requests that were admitted but are still decoding their image, and
+lingers ``linger_s`` for requests still in transit), groups
 them by sampling settings and calls ``backend.generate`` once per group.
 
 Why batch in the server: an ``hf`` backend decodes a batch of 8 nearly as fast
@@ -46,7 +47,8 @@ class BatchWorker:
         backend: Backend,
         *,
         max_batch: int = 8,
-        window_s: float = 0.02,
+        window_s: float = 0.05,
+        linger_s: float = 0.01,
         pending: Callable[[], int] | None = None,
     ) -> None:
         if max_batch < 1:
@@ -54,8 +56,12 @@ class BatchWorker:
         self.backend = backend
         self.max_batch = max_batch
         self.window_s = window_s
-        # How many requests are admitted and may still arrive (decoding their image):
-        # the worker waits for them only then, so a lone client pays no batching delay.
+        # Static batching: a request that starts alone makes the ones right behind it wait a whole
+        # generation. Lingering a few ms for company costs a lone request little (generation takes
+        # far longer) and lets clients whose requests are still in transit join the batch.
+        self.linger_s = min(linger_s, window_s)
+        # How many requests are admitted but not yet submitted (still decoding their image):
+        # the worker waits for them, and only for them, so a lone client pays no batching delay.
         self._pending = pending or (lambda: 0)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="georeason-generate", daemon=True)
@@ -77,13 +83,15 @@ class BatchWorker:
 
     def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
         jobs = [first]
-        deadline = time.monotonic() + self.window_s
+        start = time.monotonic()
+        deadline, linger_until = start + self.window_s, start + self.linger_s
         while len(jobs) < self.max_batch:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._pending() <= len(jobs):
+                now = time.monotonic()
+                remaining = deadline - now
+                if remaining <= 0 or (self._pending() <= 0 and now >= linger_until):
                     break
                 try:
                     job = self._queue.get(timeout=min(remaining, 0.002))
