@@ -91,6 +91,18 @@ def jsonl_log_callback(path: Path) -> Any:
     from transformers import TrainerCallback
 
     class JsonlLog(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            # A fresh run starts a fresh log; a resumed one keeps the lines up to its
+            # checkpoint and drops those of steps it is about to redo.
+            if not state.is_world_process_zero or not path.is_file():
+                return
+            kept = [
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if state.global_step > 0 and json.loads(line).get("step", 0) <= state.global_step
+            ]
+            path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
         ) -> None:

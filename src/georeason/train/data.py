@@ -95,7 +95,7 @@ def load_geo_dataset(
         raise FileNotFoundError(
             f"dataset {text!r} not found: no such folder or file"
             + (" (and the hub is offline, HF_HUB_OFFLINE is set)" if _is_offline() else "")
-            + ". Build the synthetic world with `georeason data synthetic --out DIR`, or point dataset_name at a "
+            + ". Build the synthetic world with `georeason synth --out DIR`, or point dataset_name at a "
             "folder saved with datasets' save_to_disk."
         )
     else:
