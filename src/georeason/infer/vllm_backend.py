@@ -69,7 +69,7 @@ class VLLMBackend(Backend):
             if isinstance(content, list):
                 parts = []
                 for part in content:
-                    if part.get("type") == "image":
+                    if part.get("type") == "image" and request.image is not None:
                         parts.append({"type": "image_url", "image_url": {"url": to_data_url(request.image)}})
                     else:
                         parts.append(part)

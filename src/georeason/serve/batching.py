@@ -118,11 +118,11 @@ class BatchWorker:
         # Fail whatever is left so no handler waits forever.
         while True:
             try:
-                job = self._queue.get_nowait()
+                left = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
-                job.future.set_exception(RuntimeError("server shutting down"))
+            if left is not None:
+                left.future.set_exception(RuntimeError("server shutting down"))
 
     def _run(self, group: list[_Job]) -> None:
         self.batches += 1
