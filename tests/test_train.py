@@ -342,6 +342,58 @@ def test_data_mapping_skips_bad_rows_and_keeps_labels(world: Path, tmp_path: Pat
         load_geo_dataset(tmp_path / "nowhere")
 
 
+def test_embedded_images_are_checked_too(tmp_path: Path) -> None:
+    """Image-feature datasets (bytes inside the Arrow file, as `georeason synth` writes)
+    get the same header check: a corrupt row is listed, not met mid-epoch."""
+    import io
+
+    buf = io.BytesIO()
+    _draw(0).save(buf, format="PNG")
+    rows = [_row(0, ""), _row(1, "")]
+    rows[0]["image"] = {"bytes": buf.getvalue(), "path": None}
+    rows[1]["image"] = {"bytes": b"\x89PNG broken", "path": None}
+    ds = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
+    ds.save_to_disk(str(tmp_path / "embedded"))
+    loaded, skipped = load_geo_dataset(tmp_path / "embedded")
+    assert loaded["id"] == ["s0"] and isinstance(loaded[0]["image"], Image.Image)
+    assert skipped.rows[0][0] == "s1" and "unreadable" in skipped.rows[0][1]
+
+
+def test_freeze_vision_tower_keeps_the_projector_trainable(tiny_model: Path, world: Path) -> None:
+    from georeason.train.common import load_for_training
+
+    cfg = GeoSFTConfig(
+        model_name_or_path=str(tiny_model), dataset_name=str(world), freeze_vision_tower=True, **cpu_args()
+    )
+    model, _ = load_for_training(cfg)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(".visual." in f".{n}" and "merger" not in n for n in frozen)
+    assert all(p.requires_grad for n, p in model.named_parameters() if "merger" in n or "language_model" in n)
+
+
+def test_grpo_with_lora_trains_the_adapter(sft_run: TrainResult, world: Path, tmp_path: Path) -> None:
+    """LoRA GRPO: the reference policy is the adapter switched off (no second model)."""
+    cfg = GeoGRPOConfig(
+        model_name_or_path=str(sft_run.model_dir),
+        dataset_name=str(world),
+        rewards=["geor:1"],
+        output_dir=str(tmp_path / "grpo_lora"),
+        use_peft=True,
+        lora_r=4,
+        lora_alpha=8,
+        max_steps=2,
+        num_generations=4,
+        per_device_train_batch_size=4,
+        max_completion_length=80,
+        learning_rate=1e-3,
+        beta=0.04,
+        **cpu_args(),
+    )
+    result = train_grpo(cfg)
+    assert (result.output_dir / "adapter_model.safetensors").is_file()
+    assert all("kl" in h for h in result.log_history if "rewards/geor/mean" in h)
+
+
 # --- configs, recipes, CLI ----------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,23 +121,44 @@ def load_geo_dataset(
     return _check_rows(ds, root)
 
 
-def _image_problem(value: Any, root: Path) -> tuple[str | None, str | None]:
-    """(resolved path, problem) of one path-valued image cell."""
-    if not isinstance(value, str) or not value:
-        return None, "no image path"
-    p = Path(value).expanduser()
-    if not p.is_absolute():
-        p = root / p
-    if not p.is_file():
-        return None, f"image file not found: {p}"
+def _image_problem(cell: Any, root: Path) -> tuple[str | None, str | None]:
+    """(resolved path or None, problem or None) of one image cell: a path string, or
+    the undecoded ``Image`` feature (``{"bytes": ..., "path": ...}``). Only the header
+    is read (cheap) — enough to catch missing files and non-images before training."""
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(cell, dict) and cell.get("bytes"):
+        source: Any = io.BytesIO(cell["bytes"])
+        where, path = f"embedded image {cell.get('path') or ''}".strip(), None
+    else:
+        value = cell.get("path") if isinstance(cell, dict) else cell
+        if not isinstance(value, str) or not value:
+            return None, "no image"
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = root / p
+        if not p.is_file():
+            return None, f"image file not found: {p}"
+        source, where, path = p, str(p), str(p)
     try:
-        with Image.open(p) as im:  # reads the header only: cheap, catches non-images
+        with Image.open(source) as im:
             im.size  # noqa: B018
     except (UnidentifiedImageError, OSError) as e:
-        return None, f"unreadable image {p}: {e}"
-    return str(p), None
+        return None, f"unreadable image {where}: {e}"
+    return path, None
+
+
+def _image_cells(ds: Any, batch_size: int = 256) -> Iterator[Any]:
+    """The image column cell by cell, undecoded, a batch at a time (never all bytes at once)."""
+    import datasets
+
+    column = ds.select_columns(["image"])
+    if isinstance(ds.features["image"], datasets.Image):
+        column = column.cast_column("image", datasets.Image(decode=False))
+    for batch in column.iter(batch_size=batch_size):
+        yield from batch["image"]
 
 
 def _check_rows(ds: Any, root: Path) -> tuple[Any, Skipped]:
@@ -144,12 +166,11 @@ def _check_rows(ds: Any, root: Path) -> tuple[Any, Skipped]:
 
     skipped = Skipped()
     ids = ds["id"] if "id" in ds.column_names else list(range(len(ds)))
-    lats, lons = ds["lat"], ds["lon"]
-    keep: list[int] = []
     path_images = not isinstance(ds.features["image"], datasets.Image)
-    resolved: list[str] = []
-    images = ds["image"] if path_images else None
-    for i, (lat, lon) in enumerate(zip(lats, lons, strict=True)):
+    keep: list[int] = []
+    resolved: list[str | None] = []
+    rows = zip(ds["lat"], ds["lon"], _image_cells(ds), strict=True)
+    for i, (lat, lon, cell) in enumerate(rows):
         try:
             flat, flon = float(lat), float(lon)
             ok = math.isfinite(flat) and math.isfinite(flon) and abs(flat) <= 90 and abs(flon) <= 180
@@ -158,20 +179,20 @@ def _check_rows(ds: Any, root: Path) -> tuple[Any, Skipped]:
         if not ok:
             skipped.add(ids[i], f"invalid coordinates ({lat}, {lon})")
             continue
-        if images is not None:
-            p, problem = _image_problem(images[i], root)
-            if problem is not None:
-                skipped.add(ids[i], problem)
-                continue
-            resolved.append(p)  # type: ignore[arg-type]
+        path, problem = _image_problem(cell, root)
+        if problem is not None:
+            skipped.add(ids[i], problem)
+            continue
+        resolved.append(path)
         keep.append(i)
+    if not keep:
+        reasons = "; ".join(r for _, r in skipped.rows[:3])
+        raise ValueError(f"no usable rows in the dataset (e.g. {reasons}).")
     if len(keep) < len(ds):
         ds = ds.select(keep)
     if path_images:
+        # absolute paths, decoded lazily by the Image feature as TRL's collator reads rows
         ds = ds.remove_columns("image").add_column("image", resolved).cast_column("image", datasets.Image())
-    if len(ds) == 0:
-        reasons = "; ".join(r for _, r in skipped.rows[:3])
-        raise ValueError(f"no usable rows in the dataset (e.g. {reasons}).")
     return ds, skipped
 
 
