@@ -8,7 +8,9 @@
 
 Every request generates exactly ``--max-new-tokens`` tokens (greedy; end-of-sequence
 masked via ``min_new_tokens`` / vLLM's ``min_tokens``), so the work is identical in
-both arms. Each figure is the median of ``--repeats`` timed runs after one warm-up.
+both arms. The two arms run alternately (anchor, arm, anchor, arm, ...) after one warm-up
+each; rates are medians over ``--repeats`` runs and the ratio is the median of the
+per-pair ratios, which keeps load drifts on a shared machine from favouring one arm.
 
     python benchmarks/bench_backends.py                 # builds the tiny model in a temp dir
     python benchmarks/bench_backends.py --model PATH --device cuda --images 64
@@ -45,18 +47,35 @@ def _requests(n: int) -> list[Any]:
     return [Request(id=str(i), image=im, messages=msgs) for i, im in enumerate(_images(n))]
 
 
-def _median_rate(fn: Callable[[], int], repeats: int) -> tuple[float, list[float]]:
-    """Median images/s over ``repeats`` timed calls (after one untimed warm-up)."""
-    fn()
-    rates = []
+def _paired(anchor: Callable[[], int], arm: Callable[[], int], repeats: int) -> dict[str, Any]:
+    """Time the anchor and the arm alternately (A B A B ...) after one warm-up of each.
+
+    Alternating pairs keep slow drifts in machine load (a shared CI box) from landing on one
+    arm only; the ratio reported is the median of the per-pair ratios.
+    """
+    anchor()
+    arm()
+    rates: dict[str, list[float]] = {"anchor": [], "arm": []}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        n = fn()
-        rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates), rates
+        for key, fn in (("anchor", anchor), ("arm", arm)):
+            t0 = time.perf_counter()
+            n = fn()
+            rates[key].append(n / (time.perf_counter() - t0))
+    ratios = [b / a for a, b in zip(rates["anchor"], rates["arm"], strict=True)]
+    return {
+        "anchor": statistics.median(rates["anchor"]),
+        "arm": statistics.median(rates["arm"]),
+        "ratio": statistics.median(ratios),
+        "runs": rates,
+        "ratios": ratios,
+    }
 
 
-def bench_hf(model: str, n: int, tokens: int, repeats: int, device: str, big_batch: int) -> dict[str, float]:
+def _fmt(xs: list[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in xs)
+
+
+def bench_hf(model: str, n: int, tokens: int, repeats: int, device: str, big_batch: int) -> dict[str, Any]:
     from georeason.infer.hf import HFBackend
 
     backend = HFBackend(model, batch_size=big_batch, device=device)
@@ -73,18 +92,19 @@ def bench_hf(model: str, n: int, tokens: int, repeats: int, device: str, big_bat
 
         return go
 
-    one, one_all = _median_rate(run(1), repeats)
-    many, many_all = _median_rate(run(big_batch), repeats)
+    r = _paired(run(1), run(big_batch), repeats)
     backend.close()
-    print(f"hf  batch 1 : {one:8.2f} images/s  (runs: {', '.join(f'{r:.2f}' for r in one_all)})")
-    print(f"hf  batch {big_batch}: {many:8.2f} images/s  (runs: {', '.join(f'{r:.2f}' for r in many_all)})")
-    print(f"hf  ratio batch {big_batch} / batch 1: {many / one:.2f}x  (target >= 4x)")
-    return {"hf_batch1": one, f"hf_batch{big_batch}": many, "hf_ratio": many / one}
+    print(f"hf  batch 1 : {r['anchor']:8.2f} images/s  (runs: {_fmt(r['runs']['anchor'])})")
+    print(f"hf  batch {big_batch}: {r['arm']:8.2f} images/s  (runs: {_fmt(r['runs']['arm'])})")
+    print(
+        f"hf  ratio batch {big_batch} / batch 1: {r['ratio']:.2f}x  (per pair: {_fmt(r['ratios'])}; target >= 4x)"
+    )
+    return r
 
 
 def bench_openai(
     model: str, n: int, tokens: int, repeats: int, device: str, concurrency: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     from georeason.infer.openai_backend import OpenAIBackend
     from georeason.serve.process import ServeProcess
 
@@ -110,18 +130,20 @@ def bench_openai(
 
             return httpx.get(f"{server.url}/health", timeout=10).json()
 
-        one, one_all = _median_rate(run(1), repeats)
         before = health()
-        many, many_all = _median_rate(run(concurrency), repeats)
+        r = _paired(run(1), run(concurrency), repeats)
         after = health()
-        mean_batch = (after["served"] - before["served"]) / max(1, after["batches"] - before["batches"])
-    print(f"openai concurrency 1 : {one:8.2f} images/s  (runs: {', '.join(f'{r:.2f}' for r in one_all)})")
+    # batches of the anchor (concurrency 1) are all of size 1: take them out of the mean.
+    anchor_requests = (repeats + 1) * n
+    arm_batches = after["batches"] - before["batches"] - anchor_requests
+    mean_batch = (repeats + 1) * n / max(1, arm_batches)
+    print(f"openai concurrency 1 : {r['anchor']:8.2f} images/s  (runs: {_fmt(r['runs']['anchor'])})")
+    print(f"openai concurrency {concurrency} : {r['arm']:8.2f} images/s  (runs: {_fmt(r['runs']['arm'])})")
     print(
-        f"openai concurrency {concurrency} : {many:8.2f} images/s  (runs: {', '.join(f'{r:.2f}' for r in many_all)})"
+        f"openai ratio concurrency {concurrency} / concurrency 1: {r['ratio']:.2f}x  (per pair: {_fmt(r['ratios'])})"
     )
-    print(f"openai ratio concurrency {concurrency} / concurrency 1: {many / one:.2f}x")
     print(f"openai mean batch size on the server at concurrency {concurrency}: {mean_batch:.1f}")
-    return {"openai_c1": one, f"openai_c{concurrency}": many, "openai_ratio": many / one}
+    return r
 
 
 def main() -> None:
@@ -130,7 +152,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     ap.add_argument("--images", type=int, default=16, help="images per timed run")
     ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16, help="the batched arm's micro-batch size")
     ap.add_argument("--concurrency", type=int, default=8, help="the concurrent arm's client concurrency")
     ap.add_argument("--skip-hf", action="store_true")
