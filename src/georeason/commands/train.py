@@ -95,7 +95,7 @@ def _run(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"model saved to {result.model_dir}")
-    last = next((h for h in reversed(result.log_history) if "reward" in h), {})
+    last: dict[str, Any] = next((h for h in reversed(result.log_history) if "reward" in h), {})
     rewards = {k: v for k, v in last.items() if k == "reward" or k.startswith("rewards/")}
     if rewards:
         typer.echo("last logged rewards: " + ", ".join(f"{k}={v:.4g}" for k, v in rewards.items()))

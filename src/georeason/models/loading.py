@@ -119,7 +119,7 @@ def _set_pixel_budget(processor: Any, min_pixels: int | None, max_pixels: int | 
         sub = getattr(processor, name, None)
         if sub is None:
             continue
-        size = getattr(sub, "size", None)
+        size: Any = getattr(sub, "size", None)
         has_budget = hasattr(sub, "merge_size") and size is not None and "longest_edge" in dict(size)
         if not has_budget:
             if name == "image_processor":

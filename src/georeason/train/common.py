@@ -90,7 +90,7 @@ def jsonl_log_callback(path: Path) -> Any:
     one JSON line, flushed at once: the reward curve survives a crash or a kill."""
     from transformers import TrainerCallback
 
-    class JsonlLog(TrainerCallback):  # type: ignore[misc]
+    class JsonlLog(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             # A fresh run starts a fresh log; a resumed one keeps the lines up to its
             # checkpoint and drops those of steps it is about to redo.

@@ -112,7 +112,7 @@ class GeoModelDataArgs:
             import torch
 
             if getattr(self, "use_cpu", False) or not torch.cuda.is_available():
-                self.bf16 = False  # type: ignore[attr-defined]
+                setattr(self, "bf16", False)  # noqa: B010  (a field of the TRL base class)
 
     def _check_project_fields(self) -> None:
         """Checks with fix-it messages, run by the configs' ``__post_init__``."""

@@ -66,7 +66,7 @@ def train_grpo(config: GeoGRPOConfig) -> TrainResult:
         max_samples=config.max_train_samples,
         seed=config.seed,
     )
-    write_skipped(config.output_dir, skipped)
+    write_skipped(str(config.output_dir), skipped)
     train_dataset = to_grpo_dataset(raw, config.protocol)
     logger.info(
         "GRPO on %d rows (%d skipped), protocol %s, rewards %s",
@@ -85,7 +85,7 @@ def train_grpo(config: GeoGRPOConfig) -> TrainResult:
         train_dataset=train_dataset,
         processing_class=processor,
         peft_config=config.peft_config(),
-        callbacks=[jsonl_log_callback(Path(config.output_dir) / LOG_FILE)],
+        callbacks=[jsonl_log_callback(Path(str(config.output_dir)) / LOG_FILE)],
     )
 
     # 5. Train, then save where from_pretrained finds it.

@@ -52,7 +52,7 @@ def train_sft(config: GeoSFTConfig) -> TrainResult:
     )
     train_dataset, no_answer = to_sft_dataset(raw, config.protocol)
     skipped.rows.extend(no_answer.rows)
-    write_skipped(config.output_dir, skipped)
+    write_skipped(str(config.output_dir), skipped)
     logger.info("SFT on %d rows (%d skipped), protocol %s", len(train_dataset), len(skipped), config.protocol)
 
     # 3. Trainer. TRL's vision collator turns the image + messages into pixel
@@ -64,7 +64,7 @@ def train_sft(config: GeoSFTConfig) -> TrainResult:
         train_dataset=train_dataset,
         processing_class=processor,
         peft_config=config.peft_config(),
-        callbacks=[jsonl_log_callback(Path(config.output_dir) / LOG_FILE)],
+        callbacks=[jsonl_log_callback(Path(str(config.output_dir)) / LOG_FILE)],
     )
 
     # 4. Train (resuming restores weights, optimizer, scheduler, RNG and the data position).
