@@ -192,7 +192,7 @@ def test_unknown_hub_id_offline_fails_at_once(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match="offline") as err:
         load_model("no-such-org/no-such-vlm-7b")
-    assert "build_tiny_vlm" in str(err.value) and "hf download" in str(err.value)
+    assert "tiny-model" in str(err.value) and "hf download" in str(err.value)
 
 
 def test_unknown_hub_id_without_route_to_the_hub_fails_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,7 +59,7 @@ def _how_to_get(name: str) -> str:
     return (
         f"Download it where the hub is reachable (`hf download {name} --local-dir ./models/{name.split('/')[-1]}`), "
         "copy the folder here and pass its path; or, for an offline demo or test, build the tiny model with "
-        "`georeason.models.build_tiny_vlm(out_dir)`."
+        "`georeason train tiny-model --out DIR` (georeason.models.build_tiny_vlm)."
     )
 
 
