@@ -43,13 +43,13 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from georeason.geo import haversine_km
+from georeason.geo.distance import GEOSCORE_SCALE_KM
 from georeason.types import CONTINENT_NAMES
 
 DEFAULT_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
 """IM2GPS thresholds: street, city, region, country, continent."""
 
 GEOSCORE_MAX = 5000.0
-GEOSCORE_SCALE_KM = 1492.7
 """PIGEON's GeoScore: 5000 * exp(-d / 1492.7) (Haas et al., CVPR 2024)."""
 
 DEFAULT_N_BOOTSTRAP = 1000

@@ -8,6 +8,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius R1
+# PIGEON (Haas et al., CVPR 2024) GeoScore 5000·exp(−d/1492.7): the one copy of the
+# scale, shared by the metric (eval.metrics.geoscore) and the reward (rewards.geoscore).
+GEOSCORE_SCALE_KM = 1492.7
 
 
 @overload

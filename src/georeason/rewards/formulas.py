@@ -15,6 +15,8 @@ from typing import overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from georeason.geo.distance import GEOSCORE_SCALE_KM  # PIGEON's scale; the reward drops the 5000
+
 __all__ = [
     "GEOR_BREAKPOINTS_KM",
     "GEOSCORE_SCALE_KM",
@@ -34,7 +36,6 @@ __all__ = [
 # Geo-R (arXiv 2601.00388), piecewise-linear distance reward:
 #   1 at 0 km, 0.5 at 750 km, 0.2 at 2500 km, 0 at 2500 + 17500 = 20000 km.
 GEOR_BREAKPOINTS_KM: tuple[float, float, float] = (750.0, 2500.0, 17500.0)
-GEOSCORE_SCALE_KM = 1492.7  # PIGEON's GeoScore: 5000·exp(−d/1492.7); the reward drops the 5000
 GLOBE_ALPHA = 0.8  # GLOBE (arXiv 2506.14674): weight of the city term in R_geo
 HIERARCHY_LEVELS: tuple[str, ...] = ("continent", "country", "admin1", "city")
 HIERARCHY_WEIGHTS: dict[str, float] = {"continent": 0.1, "country": 0.3, "admin1": 0.3, "city": 0.3}
