@@ -525,6 +525,41 @@ def test_cli_trains_from_a_recipe_and_reports_bad_keys(tiny_model: Path, world: 
     assert dry.exit_code == 0 and "globe_locatability:0.5" in dry.output
 
 
+def test_cli_tiny_model_learns_the_world_s_clue_words(world: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+    from typer.testing import CliRunner
+
+    from georeason import commands  # noqa: F401
+    from georeason.cli import app
+
+    # A world whose reasoning names a made-up clue, as often as a synthetic world repeats its clues.
+    rows = [
+        {**_row(i, str(world / "images" / f"{i % 8}.png")), "reasoning": "zorblax sign: Japan."}
+        for i in range(300)
+    ]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "w"))
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "tiny-model",
+            "--out",
+            str(tmp_path / "m"),
+            "--world",
+            str(tmp_path / "w"),
+            "--hidden-size",
+            "32",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    assert len(tok("zorblax", add_special_tokens=False).input_ids) == 1  # 7 bytes, one token
+    bad = CliRunner().invoke(
+        app, ["train", "tiny-model", "--out", str(tmp_path / "m2"), "--hidden-size", "30"]
+    )
+    assert bad.exit_code != 0 and "head size" in bad.output
+
+
 # --- distributed ---------------------------------------------------------------------
 
 

@@ -128,6 +128,12 @@ def grpo(
 
 
 _OUT_OPT = typer.Option(..., "--out", help="Folder to write the model to (from_pretrained loads it).")
+_WORLD_OPT = typer.Option(
+    None,
+    "--world",
+    help="A GeoSample dataset (e.g. from `georeason synth`) whose train split's reasoning texts are added to "
+    "the tokenizer's corpus, so its clue words become whole tokens (shorter answers, faster steps).",
+)
 
 
 @train_app.command("tiny-model")
@@ -138,13 +144,23 @@ def tiny_model(
     vocab_size: int = typer.Option(4096, help="BPE vocabulary size."),
     max_pixels: int = typer.Option(112 * 112, help="Image pixel budget of the processor."),
     seed: int = typer.Option(0, help="Seed of the random weights."),
+    world: Path | None = _WORLD_OPT,
 ) -> None:
     """Build the tiny offline Qwen2.5-VL (random weights, local tokenizer) for CPU runs and tests."""
     from georeason.models import build_tiny_vlm
 
+    extra: list[str] = []
+    if world is not None:
+        from georeason.train.data import load_geo_dataset
+
+        train, _ = load_geo_dataset(world, "train")
+        extra = [t for t in train["reasoning"] if t] if "reasoning" in train.column_names else []
+        if not extra:
+            raise typer.BadParameter(f"{world}: the train split has no reasoning texts to add")
     try:
         path = build_tiny_vlm(
             out,
+            extra_text=extra,
             hidden_size=hidden_size,
             num_hidden_layers=layers,
             vocab_size=vocab_size,
