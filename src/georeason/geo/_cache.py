@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Bump when the compiled layout or the compilation rules change.
-GEO_DATA_VERSION = "5"
+# Bump when the compiled layout changes (edits to the compiling modules rebuild anyway).
+GEO_DATA_VERSION = "6"
 
 
 def cache_dir() -> Path:
@@ -37,7 +37,14 @@ def _data_fingerprint() -> str:
             versions.append(f"{dist}={metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{dist}=none")
-    return hashlib.sha1(("|".join(versions) + GEO_DATA_VERSION).encode()).hexdigest()[:12]
+    # The compiling code is part of the key: editing an alias table or a rule in
+    # these files rebuilds the cache instead of silently serving stale data.
+    here = Path(__file__).parent
+    code = b"".join(
+        (here / f).read_bytes() for f in ("names.py", "gazetteer.py", "countries.py", "_cache.py")
+    )
+    digest = hashlib.sha1(("|".join(versions) + GEO_DATA_VERSION).encode() + code)
+    return digest.hexdigest()[:12]
 
 
 def cached(name: str, build: Callable[[], T]) -> T:

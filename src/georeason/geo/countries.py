@@ -77,16 +77,22 @@ def _read_natural_earth() -> tuple[list[dict[str, Any]], list[Any]]:
 
 @lru_cache(maxsize=1)
 def natural_earth_names() -> list[tuple[str, str]]:
-    """(name, ISO alpha-2) pairs from Natural Earth's name fields, for country aliases."""
+    """(name, ISO alpha-2) pairs from Natural Earth's name fields, for country aliases:
+    the English names first, then those in 25 other languages."""
     records, _ = _read_natural_earth_cached()
+    english = ("NAME", "NAME_LONG", "ADMIN", "FORMAL_EN", "NAME_EN", "NAME_SORT", "GEOUNIT", "SUBUNIT")
+    # Then the names in 25 other languages (NAME_ZH "中国", NAME_DE "Deutschland", ...):
+    # English first, so that a name shared across languages keeps its English meaning.
+    other = sorted(f for f in (records[0] if records else {}) if f.startswith("NAME_") and len(f) in (7, 8))
     out = []
-    for r in records:
-        iso = r["ISO_A2_EH"]
-        if iso == "-99":
-            continue
-        for f in ("NAME", "NAME_LONG", "ADMIN", "FORMAL_EN", "NAME_EN", "NAME_SORT", "GEOUNIT", "SUBUNIT"):
-            if r.get(f):
-                out.append((str(r[f]), iso))
+    for fields in (english, tuple(f for f in other if f not in english)):
+        for r in records:
+            iso = r["ISO_A2_EH"]
+            if iso == "-99":
+                continue
+            for f in fields:
+                if r.get(f):
+                    out.append((str(r[f]), iso))
     return out
 
 

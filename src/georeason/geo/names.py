@@ -223,4 +223,11 @@ COUNTRY_ALIASES: dict[str, str] = {
     "The Gambia": "GM",
     "Bahamas": "BS",
     "The Bahamas": "BS",
+    # Short native names that Natural Earth's NAME_xx fields give only in long form.
+    "中国": "CN",
+    "中國": "CN",
+    "台灣": "TW",
+    "台湾": "TW",
+    "한국": "KR",
+    "澳門": "MO",
 }
