@@ -241,6 +241,11 @@ def test_empty_batch() -> None:
         ("Eswatini", "SZ"),
         ("Swaziland", "SZ"),
         ("Réunion", "RE"),
+        ("中国", "CN"),
+        ("日本", "JP"),
+        ("Россия", "RU"),
+        ("Allemagne", "DE"),
+        ("Österreich", "AT"),
     ],
 )
 def test_country_aliases(alias: str, code: str) -> None:
