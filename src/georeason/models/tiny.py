@@ -89,15 +89,17 @@ def _places(max_places: int) -> Iterator[tuple[str, str, str, str, float, float]
 
 
 def _prompt_text(protocol: Any) -> str:
-    """The text of a protocol's prompt as the chat template renders it (roles included)."""
+    """The text of a protocol's prompt as the chat template lays it out, roles included,
+    without the special tokens (those are whole tokens already: BPE merges spent on
+    their pieces would be wasted)."""
     parts = []
     for message in protocol.messages():
         content = message["content"]
         texts = (
             [content] if isinstance(content, str) else [p["text"] for p in content if p.get("type") == "text"]
         )
-        parts.append(f"<|im_start|>{message['role']}\n" + "".join(texts) + "<|im_end|>")
-    return "\n".join(parts) + "\n<|im_start|>assistant\n"
+        parts.append(f"{message['role']}\n" + "".join(texts))
+    return "\n".join(parts) + "\nassistant\n"
 
 
 def _protocol_texts(places: list[tuple[str, str, str, str, float, float]]) -> Iterator[str]:
@@ -124,7 +126,7 @@ def _protocol_texts(places: list[tuple[str, str, str, str, float, float]]) -> It
                 city=city,
                 reasoning=f"The signs are written for {city}, a place in {admin1}, {country}.",
             )
-            yield prompt + protocol.format_answer(sample) + "<|im_end|>"
+            yield prompt + protocol.format_answer(sample)
 
 
 def default_corpus(max_places: int = 20_000, answers_per_protocol: int = 2_000) -> list[str]:

@@ -115,9 +115,10 @@ def jsonl_log_callback(path: Path) -> Any:
     return JsonlLog()
 
 
-def write_skipped(output_dir: str | Path, skipped: Skipped) -> None:
-    """List the rows left out of training (``skipped_samples.jsonl``) and say so."""
-    if not len(skipped):
+def write_skipped(output_dir: str | Path, skipped: Skipped, *, main_process: bool = True) -> None:
+    """List the rows left out of training (``skipped_samples.jsonl``) and say so
+    (once: every process checks the same rows, only the main one writes)."""
+    if not len(skipped) or not main_process:
         return
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,11 +132,11 @@ def finish(trainer: Any, config: Any, train_output: Any, skipped: Skipped) -> Tr
     """Save the model and processor where ``from_pretrained`` finds them, plus a summary."""
     out = Path(config.output_dir)
     trainer.save_model(str(out))  # the weights (the adapter with PEFT) and the processor
-    model_dir = out
-    if config.use_peft and config.merge_lora and trainer.accelerator.is_main_process:
+    merge = config.use_peft and config.merge_lora
+    model_dir = out / "merged" if merge else out
+    if merge and trainer.accelerator.is_main_process:
         # merge_and_unload on the trained PeftModel: a plain model loadable without PEFT.
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
-        model_dir = out / "merged"
         merged.save_pretrained(model_dir)
         trainer.processing_class.save_pretrained(model_dir)
     metrics = dict(train_output.metrics)

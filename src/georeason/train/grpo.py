@@ -66,7 +66,7 @@ def train_grpo(config: GeoGRPOConfig) -> TrainResult:
         max_samples=config.max_train_samples,
         seed=config.seed,
     )
-    write_skipped(str(config.output_dir), skipped)
+    write_skipped(str(config.output_dir), skipped, main_process=config.process_index == 0)
     train_dataset = to_grpo_dataset(raw, config.protocol)
     logger.info(
         "GRPO on %d rows (%d skipped), protocol %s, rewards %s",

@@ -52,7 +52,7 @@ def train_sft(config: GeoSFTConfig) -> TrainResult:
     )
     train_dataset, no_answer = to_sft_dataset(raw, config.protocol)
     skipped.rows.extend(no_answer.rows)
-    write_skipped(str(config.output_dir), skipped)
+    write_skipped(str(config.output_dir), skipped, main_process=config.process_index == 0)
     logger.info("SFT on %d rows (%d skipped), protocol %s", len(train_dataset), len(skipped), config.protocol)
 
     # 3. Trainer. TRL's vision collator turns the image + messages into pixel
