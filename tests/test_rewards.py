@@ -828,3 +828,16 @@ def test_rewards_import_without_torch() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_geor_format_is_zero_when_the_parser_read_only_part_of_the_answer() -> None:
+    # A flood of numbers makes the parser cap its scan: it cannot know the answer
+    # holds exactly one pair, so r_format must not be 1 (the paper's condition).
+    from georeason.protocols import get_protocol
+
+    head = "<think>x</think><answer>Country: France\nState: Ile-de-France\nCity: Paris\nCoordinates: "
+    flood = head + "1" * 400 + " (48.85, 2.35)</answer>"
+    clean = head + "(48.85, 2.35)</answer>"
+    pred = get_protocol("geor").parse(flood)
+    assert pred.truncated and pred.n_coordinates == 1 and not pred.format_ok
+    assert get_reward("geor_format")([flood, clean]) == [0.0, 1.0]

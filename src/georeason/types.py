@@ -83,6 +83,7 @@ class Prediction:
     format_ok: bool = False
     errors: list[str] = field(default_factory=list)
     n_coordinates: int = 0  # how many valid (lat, lon) pairs the answer held
+    truncated: bool = False  # a length cap left text unread: the counts cover only the part read
 
     @property
     def has_coordinates(self) -> bool:

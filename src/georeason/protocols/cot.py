@@ -79,6 +79,7 @@ class CotProtocol(AnswerProtocol):
             answer = body[offset + start :]
             pred.reasoning = body[: offset + start].strip()
         cut = read_coordinates(pred, normalize_text(answer))
+        pred.truncated = cut or capped
         pred.format_ok = pred.n_coordinates == 1 and not (cut or capped)
         return dedupe_errors(pred)
 

@@ -89,6 +89,7 @@ class GeoRProtocol(AnswerProtocol):
         for lvl in missing:
             pred.errors.append(f"missing level: {LEVEL_LABELS[lvl]}")
         capped = region.capped or keys_cut or coords_cut
+        pred.truncated = capped
         pred.format_ok = not missing and pred.n_coordinates == 1 and not capped
         return dedupe_errors(pred)
 

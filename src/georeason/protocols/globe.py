@@ -108,7 +108,8 @@ class GlobeProtocol(AnswerProtocol):
         missing = [lvl for lvl in ("country", "city") if lvl not in present]
         for lvl in missing:
             pred.errors.append(f"missing level: {lvl}")
-        pred.format_ok = not structure and not missing and not (region.capped or keys_cut)
+        pred.truncated = region.capped or keys_cut
+        pred.format_ok = not structure and not missing and not pred.truncated
         return dedupe_errors(pred)
 
     def format_answer(self, sample: GeoSample | Mapping[str, Any]) -> str:

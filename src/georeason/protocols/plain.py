@@ -38,6 +38,7 @@ class PlainProtocol(AnswerProtocol):
         region = split_completion(text)
         pred = Prediction(raw=text, reasoning=region.reasoning, errors=list(region.errors))
         cut = read_coordinates(pred, normalize_text(region.answer))
+        pred.truncated = cut or region.capped
         pred.format_ok = pred.n_coordinates == 1 and not (cut or region.capped)
         return dedupe_errors(pred)
 

@@ -37,7 +37,8 @@ class GeoRReward:
       A completion with no valid coordinates scores **0.0**: the model gave no location,
       which is a legitimate zero for a distance reward, not a failure to score.
     - ``"format"`` — ``r_format`` = 1 iff the answer holds exactly one valid (lat, lon) pair
-      (``Prediction.n_coordinates == 1`` from the parser), else 0. This is the paper's
+      (``Prediction.n_coordinates == 1`` from the parser, which read the whole answer:
+      ``Prediction.truncated`` False), else 0. This is the paper's
       condition; the ``geor`` protocol's own ``format_ok`` also asks for every level of the
       chain and is not used here.
     - ``"product"`` — ``r_dist × r_format``, the paper's reward.
@@ -73,7 +74,8 @@ class GeoRReward:
     def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
         n = len(completions)
         preds = parse_completions(completions, self.protocol)
-        fmt = np.array([1.0 if p.n_coordinates == 1 else 0.0 for p in preds])
+        # A capped parse counted only part of the answer: "exactly one pair" is unknown, so 0.
+        fmt = np.array([1.0 if p.n_coordinates == 1 and not p.truncated else 0.0 for p in preds])
         if self.kind == "format":
             return fmt.tolist()
         tlat, tlon = true_coordinates(columns, n, self.__name__)
