@@ -1,0 +1,567 @@
+"""Label an MP-16-style table with its place hierarchy, streaming, at scale.
+
+MP-16 (4,723,695 geotagged Flickr photos) ships as a CSV with ``IMG_ID, LAT,
+LON`` and other columns; both Geo-R and GLOBE build their training sets from it
+and need each photo's continent, country, admin1 and city. :func:`label_table`
+reads the table in chunks (pyarrow's streaming CSV reader or
+``ParquetFile.iter_batches``), reverse-geocodes each chunk with
+:func:`georeason.geo.reverse_geocode_batch` (exact country polygons, nearest
+GeoNames place of that country) and appends the chunk to the output, so memory
+stays bounded by one chunk whatever the table's size.
+
+Columns added (names configurable through ``prefix``):
+
+=============  ==========================================================
+continent      GeoNames continent code (AF AN AS EU NA OC SA)
+country_code   ISO 3166-1 alpha-2 (territories keep their own code)
+country        English country name
+admin1         state / province of the nearest populated place
+city           nearest GeoNames populated place (>= 1000 people) in that country
+on_land        the point lies on a country polygon (False: sea/coast, nearest country given)
+=============  ==========================================================
+
+Bad rows are never dropped and never silent. A row whose latitude or longitude
+is missing, not a number, not finite or out of range is **kept** in the output
+with empty labels (``on_land`` null) and listed in ``OUT.errors.csv`` (``row``:
+0-based row number in the input, ``id``, ``reason``); the counts per reason are
+returned and printed by ``georeason data label``.
+
+Formats, by extension: ``.csv`` (optionally ``.csv.gz`` in) and ``.parquet``.
+CSV columns are carried as **text** (exactly as written: IDs with leading
+zeros survive, and a column whose type changes half-way through 4.7M rows
+cannot break the stream); when a CSV is written to Parquet, the latitude and
+longitude columns become ``float64`` (null where invalid; the raw text is in
+the errors file). Parquet columns keep their types. The output is written to a
+temporary file and renamed at the end, so a killed run never leaves a
+half-written table under the final name.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+logger = logging.getLogger("georeason.data")
+
+#: columns added by :func:`label_table`, in order
+LABEL_COLUMNS: tuple[str, ...] = ("continent", "country_code", "country", "admin1", "city", "on_land")
+
+#: auto-detected column names, first match wins (compared case-insensitively)
+ID_CANDIDATES: tuple[str, ...] = ("IMG_ID", "id", "img_id", "image_id", "photo_id", "key")
+LAT_CANDIDATES: tuple[str, ...] = ("LAT", "lat", "latitude", "gps_lat", "GPSLatitude")
+LON_CANDIDATES: tuple[str, ...] = ("LON", "lon", "lng", "long", "longitude", "gps_lon", "GPSLongitude")
+
+_CSV_SUFFIXES = (".csv", ".csv.gz")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+class LabelError(ValueError):
+    """The table cannot be labelled as asked (unknown format, missing or clashing columns)."""
+
+
+# ---------------------------------------------------------------------------
+# formats and columns
+# ---------------------------------------------------------------------------
+
+
+def table_format(path: str | os.PathLike[str]) -> str:
+    """``"csv"`` or ``"parquet"`` from the file name; :class:`LabelError` otherwise."""
+    name = Path(path).name.lower()
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    raise LabelError(
+        f"{path}: cannot tell the format from the name; use .csv, .csv.gz (input only) or .parquet"
+    )
+
+
+def detect_column(
+    names: Sequence[str], explicit: str | None, candidates: Sequence[str], what: str, *, required: bool = True
+) -> str | None:
+    """The column holding ``what``: ``explicit`` if given (must exist), else the first
+    of ``candidates`` present (case-insensitive). Raises :class:`LabelError` with the
+    table's columns when none is found and ``required``."""
+    if explicit is not None:
+        if explicit not in names:
+            raise LabelError(f"no column {explicit!r} for the {what}; the table has: {', '.join(names)}")
+        return explicit
+    by_lower: dict[str, list[str]] = {}
+    for n in names:
+        by_lower.setdefault(n.lower(), []).append(n)
+    for c in candidates:
+        hits = by_lower.get(c.lower(), [])
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise LabelError(
+                f"several columns could hold the {what} ({', '.join(hits)}); name one explicitly"
+            )
+    if required:
+        raise LabelError(
+            f"no {what} column found (tried {', '.join(candidates)}); the table has: {', '.join(names)}. "
+            f"Name it explicitly (e.g. --{what.split()[0]}-col)."
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------
+# coordinates
+# ---------------------------------------------------------------------------
+
+
+def coordinates_from_arrow(array: Any, name: str) -> tuple[NDArray[np.float64], list[tuple[int, str]]]:
+    """Float64 values of a pyarrow column and ``(row, reason)`` for rows that are not numbers.
+
+    Nulls and blank strings are "missing"; text that does not parse as a number is
+    reported with the text. Range checks are left to
+    :func:`georeason.geo.reverse_geocode_batch` (it reports them per row).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    problems: list[tuple[int, str]] = []
+    t = array.type
+    if pa.types.is_null(t):
+        return np.full(len(array), np.nan), [(i, f"missing {name}") for i in range(len(array))]
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        stripped = pc.utf8_trim_whitespace(array)
+        blank = pc.or_kleene(pc.is_null(stripped), pc.equal(stripped, "")).fill_null(True)
+        as_null = pc.if_else(blank, pa.scalar(None, stripped.type), stripped)
+        try:
+            values = pc.cast(as_null, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            # Some text is not a number: parse row by row (pandas, vectorised in C) and name the rows.
+            import pandas as pd
+
+            values = pd.to_numeric(as_null.to_pandas(), errors="coerce").to_numpy(dtype=np.float64)
+            raw = array.to_pylist()
+            blank_np = blank.to_numpy(zero_copy_only=False)
+            for i in np.flatnonzero(np.isnan(values) & ~blank_np):
+                text = raw[i].strip()
+                if text.lower() in ("nan", "+nan", "-nan"):
+                    continue  # a literal NaN: reported below as not finite
+                problems.append((int(i), f"{name} is not a number: {raw[i]!r}"))
+        blank_rows = np.flatnonzero(blank.to_numpy(zero_copy_only=False))
+        problems.extend((int(i), f"missing {name}") for i in blank_rows)
+        return np.asarray(values, dtype=np.float64), problems
+    if pa.types.is_boolean(t) or not (
+        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+    ):
+        raise LabelError(f"column {name!r} has type {t}, not numbers or text")
+    values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+    if array.null_count:
+        nulls = np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))
+        problems.extend((int(i), f"missing {name}") for i in nulls)
+    return np.asarray(values, dtype=np.float64), problems
+
+
+@dataclass
+class ChunkLabels:
+    """Labels of one chunk: the pyarrow columns to append and the bad rows (local index, reason)."""
+
+    columns: dict[str, Any]
+    errors: list[tuple[int, str]]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+
+
+def label_arrays(lat_col: Any, lon_col: Any, lat_name: str = "LAT", lon_name: str = "LON") -> ChunkLabels:
+    """Reverse-geocode one chunk of pyarrow latitude / longitude columns.
+
+    Returns the label columns as pyarrow arrays (strings ``""`` and ``on_land``
+    null on bad rows) and one reason per bad row — the first problem found:
+    missing or non-numeric value, then non-finite or out-of-range (from
+    :func:`~georeason.geo.reverse_geocode_batch`).
+    """
+    import pyarrow as pa
+
+    from georeason.geo import reverse_geocode_batch
+
+    lat, lat_problems = coordinates_from_arrow(lat_col, lat_name)
+    lon, lon_problems = coordinates_from_arrow(lon_col, lon_name)
+    table = reverse_geocode_batch(lat, lon)
+    reasons: dict[int, str] = {}
+    for i, why in lat_problems + lon_problems:
+        reasons.setdefault(i, why)
+    for i in np.flatnonzero(~table.valid):
+        reasons.setdefault(int(i), str(table.errors[i]))
+    columns: dict[str, Any] = {
+        k: pa.array(getattr(table, k), type=pa.string()) for k in LABEL_COLUMNS if k != "on_land"
+    }
+    columns["on_land"] = pa.array(table.on_land, mask=~table.valid, type=pa.bool_())
+    return ChunkLabels(columns=columns, errors=sorted(reasons.items()), lat=lat, lon=lon)
+
+
+# ---------------------------------------------------------------------------
+# streaming
+# ---------------------------------------------------------------------------
+
+
+class _CountingFile:
+    """A binary file whose ``tell`` the progress bar reads (bytes consumed so far)."""
+
+    def __init__(self, path: Path) -> None:
+        self.f = path.open("rb")
+        self.size = path.stat().st_size
+
+    def position(self) -> int:
+        try:
+            return self.f.tell()
+        except (OSError, ValueError):
+            return 0
+
+
+def _csv_batches(path: Path, chunk_size: int) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
+    """(schema, record batches, bytes-read probe, total bytes) of a CSV read as text columns."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    src = _CountingFile(path)
+    stream: Any = pa.PythonFile(src.f, mode="r")
+    if path.name.lower().endswith(".gz"):
+        stream = pa.CompressedInputStream(stream, "gzip")
+    # Header first, to type every column as text (see the module docstring).
+    header_reader = pcsv.open_csv(
+        str(path), read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False)
+    )
+    names = header_reader.schema.names
+    header_reader.close()
+    block = int(min(256 << 20, max(1 << 20, chunk_size * 64)))
+    reader = pcsv.open_csv(
+        stream,
+        read_options=pcsv.ReadOptions(block_size=block, use_threads=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+        ),
+    )
+
+    def batches() -> Iterator[Any]:
+        try:
+            yield from reader
+        finally:
+            reader.close()
+            src.f.close()
+
+    return reader.schema, batches(), src.position, src.size
+
+
+def _parquet_batches(path: Path, chunk_size: int) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(str(path))
+    done = [0]
+    total = pf.metadata.num_rows
+
+    def batches() -> Iterator[Any]:
+        try:
+            for b in pf.iter_batches(batch_size=chunk_size, use_threads=True):
+                done[0] += b.num_rows
+                yield b
+        finally:
+            pf.close()
+
+    return pf.schema_arrow, batches(), lambda: done[0], total
+
+
+def _slices(batches: Iterator[Any], chunk_size: int) -> Iterator[Any]:
+    for b in batches:
+        if b.num_rows <= chunk_size:
+            yield b
+            continue
+        for start in range(0, b.num_rows, chunk_size):
+            yield b.slice(start, chunk_size)
+
+
+class _Writer:
+    """Appends record batches to a CSV or Parquet file (a temporary name, renamed on close)."""
+
+    def __init__(self, path: Path, fmt: str, schema: Any) -> None:
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.fmt = fmt
+        self.schema = schema
+        if fmt == "parquet":
+            self.w: Any = pq.ParquetWriter(str(self.tmp), schema, compression="snappy")
+        else:
+            self.w = pcsv.CSVWriter(str(self.tmp), schema)
+
+    def write(self, batch: Any) -> None:
+        if self.fmt == "parquet":
+            self.w.write_batch(batch, row_group_size=batch.num_rows)
+        else:
+            self.w.write_batch(batch)
+
+    def close(self, ok: bool) -> None:
+        self.w.close()
+        if ok:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+class _Progress:
+    """Rich progress bar on a terminal, a log line every 10 s otherwise."""
+
+    def __init__(self, total: int, unit: str, enabled: bool, log: Callable[[str], None]) -> None:
+        self.total, self.unit, self.log = total, unit, log
+        self.t0 = time.perf_counter()
+        self._last = self.t0
+        self.bar: Any = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]label[/bold]"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rows]} rows, {task.fields[bad]} bad, {task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self.task = self.bar.add_task("label", total=max(total, 1), rows=0, bad=0, rate="")
+            self.bar.start()
+
+    def update(self, position: int, rows: int, bad: int) -> None:
+        now = time.perf_counter()
+        rate = f"{rows / max(now - self.t0, 1e-9):,.0f} rows/s"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=position, rows=f"{rows:,}", bad=f"{bad:,}", rate=rate)
+        elif now - self._last >= 10:
+            self._last = now
+            share = f" ({position / self.total:.0%} of the {self.unit})" if self.total else ""
+            self.log(f"label: {rows:,} rows{share}, {bad:,} bad, {rate}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# ---------------------------------------------------------------------------
+# the command's work
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class LabelSummary:
+    """What :func:`label_table` did."""
+
+    input: str
+    output: str
+    errors_path: str | None
+    n_rows: int
+    n_bad: int
+    bad_by_reason: dict[str, int]
+    seconds: float
+    columns: dict[str, str | None]
+    n_on_land: int = 0
+    n_countries: int = 0
+    countries: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.n_rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+def errors_path_for(out: str | os.PathLike[str]) -> Path:
+    """``OUT.errors.csv`` next to the output table."""
+    p = Path(out)
+    return p.with_name(p.name + ".errors.csv")
+
+
+def _reason_kind(reason: str) -> str:
+    """A short key for counting reasons (the value itself is left out)."""
+    if reason.startswith("missing "):
+        return reason
+    if " is not a number" in reason:
+        return reason.split(":", 1)[0]
+    if reason.startswith("latitude"):
+        return "latitude not finite or out of range [-90, 90]"
+    if reason.startswith("longitude"):
+        return "longitude not finite or out of range [-180, 180]"
+    return reason
+
+
+def label_table(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    chunk_size: int = 500_000,
+    id_col: str | None = None,
+    lat_col: str | None = None,
+    lon_col: str | None = None,
+    prefix: str = "",
+    replace_existing: bool = False,
+    progress: bool | None = None,
+    log: Callable[[str], None] = logger.info,
+) -> LabelSummary:
+    """Add continent, country_code, country, admin1, city and on_land to a table.
+
+    Args:
+        src: CSV (``.csv``, ``.csv.gz``) or Parquet (``.parquet``) with one row per photo.
+        out: ``.csv`` or ``.parquet`` to write (any input format to any output format).
+        chunk_size: rows reverse-geocoded at once (memory ~ 1 kB per row of a chunk).
+        id_col, lat_col, lon_col: column names; default: auto-detected
+            (:data:`ID_CANDIDATES`, :data:`LAT_CANDIDATES`, :data:`LON_CANDIDATES`). The id
+            column is optional (the errors file then has the row number only).
+        prefix: prepended to the added column names (e.g. ``"geo_"``).
+        replace_existing: replace input columns that have an added column's name
+            (MP-16's places365 CSV has ``city``, ``country``, ``continent`` of its own);
+            default: refuse with an error naming them.
+        progress: progress bar (default: when stderr is a terminal).
+
+    Returns a :class:`LabelSummary`; bad rows are in ``OUT.errors.csv`` (see the module docstring).
+    """
+    import sys
+
+    import pyarrow as pa
+
+    t0 = time.perf_counter()
+    src_p, out_p = Path(src).expanduser(), Path(out).expanduser()
+    if chunk_size < 1:
+        raise LabelError(f"chunk_size must be >= 1, got {chunk_size}")
+    if not src_p.is_file():
+        raise FileNotFoundError(f"no such table: {src_p}")
+    in_fmt, out_fmt = table_format(src_p), table_format(out_p)
+    if out_p.name.lower().endswith(".gz"):
+        raise LabelError(f"{out_p}: write .csv or .parquet (compressed CSV output is not supported)")
+    if out_p.resolve() == src_p.resolve():
+        raise LabelError("the output must be another file than the input")
+    out_p.parent.mkdir(parents=True, exist_ok=True)
+
+    if in_fmt == "csv":
+        schema, batches, position, total = _csv_batches(src_p, chunk_size)
+        unit = "bytes"
+    else:
+        schema, batches, position, total = _parquet_batches(src_p, chunk_size)
+        unit = "rows"
+    names = list(schema.names)
+    id_name = detect_column(names, id_col, ID_CANDIDATES, "id column", required=False)
+    lat_name = detect_column(names, lat_col, LAT_CANDIDATES, "lat column")
+    lon_name = detect_column(names, lon_col, LON_CANDIDATES, "lon column")
+    assert lat_name is not None and lon_name is not None
+    if lat_name == lon_name:
+        raise LabelError(f"latitude and longitude cannot both be column {lat_name!r}")
+    added = [prefix + c for c in LABEL_COLUMNS]
+    clash = [c for c in added if c in names]
+    if clash and not replace_existing:
+        raise LabelError(
+            f"the table already has column(s) {', '.join(clash)}; pass --replace-existing to overwrite "
+            "them or --prefix (e.g. geo_) to add the labels under other names"
+        )
+    if any(c in (lat_name, lon_name, id_name) for c in clash):
+        raise LabelError("the id / latitude / longitude columns cannot be replaced by labels; use --prefix")
+    keep = [n for n in names if n not in clash]
+    cast_coords = in_fmt == "csv" and out_fmt == "parquet"
+    fields = []
+    for n in keep:
+        f = schema.field(n)
+        if cast_coords and n in (lat_name, lon_name):
+            f = pa.field(n, pa.float64())
+        fields.append(f)
+    for c in LABEL_COLUMNS:
+        fields.append(pa.field(prefix + c, pa.bool_() if c == "on_land" else pa.string()))
+    out_schema = pa.schema(fields)
+
+    err_path = errors_path_for(out_p)
+    err_tmp = err_path.with_name(err_path.name + ".tmp")
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress(total, unit, show, log)
+    writer = _Writer(out_p, out_fmt, out_schema)
+    n_rows = n_bad = n_land = 0
+    reasons: Counter[str] = Counter()
+    countries: Counter[str] = Counter()
+    ok = False
+    try:
+        with err_tmp.open("w", encoding="utf-8", newline="") as ef:
+            ew = csv.writer(ef)
+            ew.writerow(["row", "id", "reason"])
+            for batch in _slices(batches, chunk_size):
+                lab = label_arrays(batch.column(lat_name), batch.column(lon_name), lat_name, lon_name)
+                arrays = []
+                for n in keep:
+                    col = batch.column(n)
+                    if cast_coords and n == lat_name:
+                        col = pa.array(lab.lat, mask=np.isnan(lab.lat), type=pa.float64())
+                    elif cast_coords and n == lon_name:
+                        col = pa.array(lab.lon, mask=np.isnan(lab.lon), type=pa.float64())
+                    arrays.append(col)
+                arrays.extend(lab.columns[c] for c in LABEL_COLUMNS)
+                writer.write(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
+                if lab.errors:
+                    ids = batch.column(id_name).to_pylist() if id_name else None
+                    for i, why in lab.errors:
+                        ew.writerow([n_rows + i, "" if ids is None or ids[i] is None else ids[i], why])
+                        reasons[_reason_kind(why)] += 1
+                    n_bad += len(lab.errors)
+                cc = lab.columns["country_code"]
+                vc = cc.value_counts()
+                for item in vc.to_pylist():
+                    if item["values"]:
+                        countries[item["values"]] += int(item["counts"])
+                n_land += int(lab.columns["on_land"].true_count)
+                n_rows += batch.num_rows
+                bar.update(position(), n_rows, n_bad)
+        ok = True
+    finally:
+        bar.close()
+        writer.close(ok)
+        if ok and n_bad:
+            os.replace(err_tmp, err_path)
+        else:
+            err_tmp.unlink(missing_ok=True)
+            if ok:
+                err_path.unlink(missing_ok=True)  # a stale file of an earlier run would mislead
+    seconds = time.perf_counter() - t0
+    return LabelSummary(
+        input=str(src_p),
+        output=str(out_p),
+        errors_path=str(err_path) if n_bad else None,
+        n_rows=n_rows,
+        n_bad=n_bad,
+        bad_by_reason=dict(reasons.most_common()),
+        seconds=seconds,
+        columns={"id": id_name, "lat": lat_name, "lon": lon_name},
+        n_on_land=n_land,
+        n_countries=len(countries),
+        countries=dict(countries.most_common()),
+    )
+
+
+__all__ = [
+    "ID_CANDIDATES",
+    "LABEL_COLUMNS",
+    "LAT_CANDIDATES",
+    "LON_CANDIDATES",
+    "ChunkLabels",
+    "LabelError",
+    "LabelSummary",
+    "coordinates_from_arrow",
+    "detect_column",
+    "errors_path_for",
+    "label_arrays",
+    "label_table",
+    "table_format",
+]

@@ -1,0 +1,1207 @@
+r"""Training-set selection at MP-16 scale: Geo-R's hard set, diversity, difficulty.
+
+:func:`select_table` runs up to four stages over a labelled table (the output of
+``georeason data label``, or any table / ``datasets`` folder with id, latitude
+and longitude; missing place labels are reverse-geocoded on the fly). Every
+dropped row gets exactly one reason, counted in the report; nothing is dropped
+silently.
+
+1. **Difficulty** (``rollouts``): GRPO learns from the *spread* of rewards in a
+   group — the advantage of completion *i* is :math:`(r_i - \bar r)/\sigma`. A
+   sample whose group rewards are all equal (all right or all wrong) has zero
+   advantage everywhere and teaches nothing; it is dropped when the standard
+   deviation of its group rewards is ``<= std_eps``. The rollout log format is
+   one JSON object per line (see :func:`load_rollouts`)::
+
+       {"id": "a1/b2/123.jpg", "rewards": [0.0, 1.0, 0.2, 0.0], "step": 12}
+
+   ``step`` is optional (file order otherwise); an id may appear on many lines
+   (several epochs / steps). ``difficulty_groups="last"`` (default) judges the
+   most recent group of each id (the policy that will train next resembles the
+   latest one most); ``"all"`` drops an id only when every logged group is flat.
+   Ids absent from the logs are kept (difficulty unknown) and counted.
+   :func:`convert_trl_completions` turns TRL's ``log_completions`` tables
+   (``output_dir/completions/completions_*.parquet``) into this format, given
+   that the sample id was logged with the completions (:func:`with_id_logging`).
+
+2. **Geo-R hard set** (``correctness``): from a base-model evaluation
+   (``predictions.jsonl`` of ``georeason eval``: one line per image with
+   ``true_lat``, ``true_lon``, ``distance_km``, ``error_kind``), the images the
+   model gets right (``distance_km <= threshold_km``; failures are misses) are the
+   *hotspots*; up to ``n_hotspots`` of them are drawn (seeded, over ids sorted so
+   the file's order does not matter) and every row within ``radius_km`` of any
+   hotspot is dropped: what remains lies away from everything the base model
+   already locates (Geo-R, arXiv 2601.00388).
+
+   The radius is the exact great-circle radius, not a box in degrees. Points
+   become 3-D unit vectors :math:`u`; for two points at central angle
+   :math:`\theta` the chord is :math:`|u_1 - u_2| = 2\sin(\theta/2)`, strictly
+   increasing on :math:`[0, \pi]`, so
+
+   .. math:: d_{gc} = R_E\,\theta \le r \iff |u_1-u_2| \le 2\sin\!\big(\min(r/R_E, \pi)/2\big)
+
+   with :math:`R_E` = 6371.0088 km, the radius of :func:`georeason.geo.haversine_km`.
+   A KD-tree (``scipy.spatial.cKDTree``) over the hotspots' unit vectors answers
+   "nearest hotspot within that chord" for every row; rows found within a hair
+   over the chord are then re-checked with :func:`~georeason.geo.haversine_km`
+   against that nearest hotspot, so the result equals the brute-force
+   definition ``min_j haversine(i, j) <= radius_km`` up to floating-point
+   rounding of the haversine itself (the tests compare with brute force).
+
+3. **Caps** (``max_per_country`` / ``max_per_admin1`` / ``max_per_cell``): at most
+   that many rows per group, drawn uniformly (seeded) inside each group.
+
+4. **Fill to a target size** (``target``), favouring under-represented regions:
+   quotas are allocated by *water-filling* level by level along ``balance_by``
+   (default: country, then geocell inside each country) — every group gets the
+   same quota ``q`` or all its rows if it has fewer, ``q`` as large as the target
+   allows (the allocation of maximum entropy under the group sizes), the
+   remainder going one row each to randomly chosen (seeded) groups; rows inside
+   the last level are drawn uniformly.
+
+**Geocells** are the cells of a Lambert cylindrical equal-area grid: ``n_lon =
+round(2πR_E / cell_km)`` columns of equal longitude width and ``n_z =
+round(2R_E / cell_km)`` rows of equal width in :math:`\sin(\mathrm{lat})`. Every
+cell covers the same area, ≈ ``cell_km``² (cells are ``cell_km`` wide at the
+equator and grow narrow and tall toward the poles). Equal area is what makes
+cell counts comparable as a measure of spatial spread.
+
+The report (``report.md`` / ``report.json`` / ``map.png`` next to the output)
+gives counts per stage, per continent and per country before and after, and the
+Shannon entropy (bits; normalised by :math:`\log_2` of the number of groups
+present before) and Gini coefficient of the distribution over countries and
+over geocells before and after.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from georeason.geo import EARTH_RADIUS_KM, haversine_km
+from georeason.geo.gazetteer import unit_vectors
+
+logger = logging.getLogger("georeason.data")
+
+#: stage reasons, in the order the stages run
+REASONS = (
+    "invalid coordinates",
+    "flat rollout rewards",
+    "near a hotspot",
+    "over the country cap",
+    "over the admin1 cap",
+    "over the cell cap",
+    "not drawn (target size)",
+)
+BALANCE_KEYS = ("continent", "country_code", "admin1", "cell")
+
+
+class SelectError(ValueError):
+    """The selection cannot run as asked (bad settings, missing columns, unreadable logs)."""
+
+
+# ---------------------------------------------------------------------------
+# geometry
+# ---------------------------------------------------------------------------
+
+
+def chord_radius(radius_km: float) -> float:
+    """Chord length on the unit sphere equivalent to a great-circle radius in km.
+
+    ``2·sin(min(r/R, π)/2)``: exact, because the chord is strictly increasing in the
+    central angle on [0, π]; radii of half the circumference or more cover the sphere.
+
+    >>> round(chord_radius(200.0), 9)
+    0.031390914
+    >>> chord_radius(30_000.0)
+    2.0
+    """
+    if not radius_km >= 0:
+        raise SelectError(f"radius must be >= 0 km, got {radius_km}")
+    theta = min(radius_km / EARTH_RADIUS_KM, math.pi)
+    return 2.0 * math.sin(theta / 2.0)
+
+
+def near_any(
+    lat: ArrayLike,
+    lon: ArrayLike,
+    hot_lat: ArrayLike,
+    hot_lon: ArrayLike,
+    radius_km: float,
+    *,
+    workers: int = -1,
+) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """For each point: is some hotspot within ``radius_km`` (great circle, inclusive)?
+
+    Returns ``(mask, nearest_km)``; ``nearest_km`` is the haversine distance to the
+    nearest hotspot for masked points and NaN elsewhere. Points with NaN
+    coordinates are never near. See the module docstring for why the chord test
+    is exact.
+
+    >>> m, d = near_any([48.85, 40.71], [2.35, -74.0], [48.86], [2.29], 10.0)
+    >>> m.tolist(), round(float(d[0]), 2)
+    ([True, False], 4.53)
+    """
+    from scipy.spatial import cKDTree
+
+    la = np.asarray(lat, dtype=np.float64).ravel()
+    lo = np.asarray(lon, dtype=np.float64).ravel()
+    hla = np.asarray(hot_lat, dtype=np.float64).ravel()
+    hlo = np.asarray(hot_lon, dtype=np.float64).ravel()
+    mask = np.zeros(la.size, dtype=bool)
+    nearest = np.full(la.size, np.nan)
+    hok = np.isfinite(hla) & np.isfinite(hlo)
+    hla, hlo = hla[hok], hlo[hok]
+    ok = np.flatnonzero(np.isfinite(la) & np.isfinite(lo))
+    if not hla.size or not ok.size:
+        return mask, nearest
+    tree = cKDTree(unit_vectors(hla, hlo))
+    chord = chord_radius(radius_km)
+    # A hair over the chord so no boundary point is lost to rounding; the exact test follows.
+    bound = chord * (1 + 1e-9) + 1e-12
+    dist, idx = tree.query(unit_vectors(la[ok], lo[ok]), k=1, distance_upper_bound=bound, workers=workers)
+    cand = np.flatnonzero(np.isfinite(dist))
+    if cand.size:
+        rows, hot = ok[cand], idx[cand]
+        d = haversine_km(la[rows], lo[rows], hla[hot], hlo[hot])
+        hit = d <= radius_km
+        mask[rows[hit]] = True
+        nearest[rows[hit]] = d[hit]
+    return mask, nearest
+
+
+def geocell_ids(lat: ArrayLike, lon: ArrayLike, cell_km: float = 100.0) -> NDArray[np.int64]:
+    """Equal-area geocell of each point (-1 for invalid coordinates); see the module docstring.
+
+    >>> geocell_ids([0.0, 0.0, 89.99], [0.0, 0.5, 0.0], 100.0).tolist()
+    [25400, 25400, 50600]
+    """
+    if not cell_km > 0:
+        raise SelectError(f"cell_km must be > 0, got {cell_km}")
+    n_lon, n_z = geocell_grid(cell_km)
+    la = np.asarray(lat, dtype=np.float64).ravel()
+    lo = np.asarray(lon, dtype=np.float64).ravel()
+    ok = np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180)
+    z = np.sin(np.radians(np.where(ok, la, 0.0)))
+    row = np.clip(np.floor((z + 1.0) / 2.0 * n_z), 0, n_z - 1).astype(np.int64)
+    col = np.clip(np.floor((np.where(ok, lo, 0.0) + 180.0) / 360.0 * n_lon), 0, n_lon - 1).astype(np.int64)
+    return np.where(ok, row * n_lon + col, -1)
+
+
+def geocell_grid(cell_km: float) -> tuple[int, int]:
+    """``(n_lon, n_z)`` of the equal-area grid for a cell side of ``cell_km`` at the equator."""
+    n_lon = max(1, round(2 * math.pi * EARTH_RADIUS_KM / cell_km))
+    n_z = max(1, round(2 * EARTH_RADIUS_KM / cell_km))
+    return n_lon, n_z
+
+
+def geocell_center(cell: int, cell_km: float) -> tuple[float, float]:
+    """(lat, lon) of a geocell's centre."""
+    n_lon, n_z = geocell_grid(cell_km)
+    row, col = divmod(int(cell), n_lon)
+    z = (row + 0.5) / n_z * 2.0 - 1.0
+    return math.degrees(math.asin(z)), (col + 0.5) / n_lon * 360.0 - 180.0
+
+
+# ---------------------------------------------------------------------------
+# distribution statistics
+# ---------------------------------------------------------------------------
+
+
+def entropy_bits(counts: ArrayLike) -> float:
+    """Shannon entropy (bits) of a distribution given by counts (zeros ignored).
+
+    >>> entropy_bits([5, 5]), entropy_bits([10, 0]), round(entropy_bits([1, 1, 2]), 3)
+    (1.0, 0.0, 1.5)
+    """
+    c = np.asarray(counts, dtype=np.float64)
+    c = c[c > 0]
+    if not c.size:
+        return 0.0
+    p = c / c.sum()
+    return float(max(0.0, -(p * np.log2(p)).sum()))  # max: no "-0.0" for one group
+
+
+def gini(counts: ArrayLike) -> float:
+    """Gini coefficient of counts over groups (0: all equal, -> 1: one group holds all).
+
+    ``G = Σ_i (2i − n − 1)·x_(i) / (n·Σx)`` over the counts sorted ascending
+    (``i`` = 1..n); groups with zero count are part of ``n`` (a group emptied by
+    the selection raises the inequality).
+
+    >>> gini([3, 3, 3]), gini([0, 0, 9]), gini([])
+    (0.0, 0.6666666666666666, 0.0)
+    """
+    x = np.sort(np.asarray(counts, dtype=np.float64))
+    n = x.size
+    if n == 0 or x.sum() == 0:
+        return 0.0
+    i = np.arange(1, n + 1)
+    return float(((2 * i - n - 1) * x).sum() / (n * x.sum()))
+
+
+def distribution(keys: Sequence[Any] | NDArray[Any], groups: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Entropy, normalised entropy and Gini of ``keys`` over ``groups`` (default: the keys present)."""
+    counts = Counter(k for k in keys if k not in ("", None) and not (isinstance(k, float) and math.isnan(k)))
+    universe = list(groups) if groups is not None else list(counts)
+    vec = np.array([counts.get(g, 0) for g in universe], dtype=np.float64)
+    h = entropy_bits(vec)
+    return {
+        "n_groups": int((vec > 0).sum()),
+        "n_groups_universe": len(universe),
+        "entropy_bits": h,
+        "normalized_entropy": h / math.log2(len(universe)) if len(universe) > 1 else 1.0,
+        "gini": gini(vec),
+    }
+
+
+# ---------------------------------------------------------------------------
+# sampling helpers
+# ---------------------------------------------------------------------------
+
+
+def water_fill(
+    sizes: Sequence[int] | NDArray[np.int64], target: int, rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """Quotas per group summing to ``min(target, Σ sizes)``: ``min(size, q)`` with the largest
+    common ``q`` that fits, the remainder one each to randomly chosen groups still above ``q``.
+
+    >>> water_fill([1, 10, 10], 11, np.random.default_rng(0)).tolist()
+    [1, 5, 5]
+    """
+    s = np.asarray(sizes, dtype=np.int64)
+    if target >= s.sum():
+        return s.copy()
+    if target <= 0 or not s.size:
+        return np.zeros_like(s)
+    # Largest q with Σ min(s, q) <= target: binary search over q in [0, max(s)].
+    lo, hi = 0, int(s.max())
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if int(np.minimum(s, mid).sum()) <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    quota = np.minimum(s, lo)
+    rest = target - int(quota.sum())
+    if rest:
+        open_groups = np.flatnonzero(s > quota)
+        quota[rng.choice(open_groups, size=rest, replace=False)] += 1
+    return quota
+
+
+def balanced_sample(
+    levels: Sequence[NDArray[Any]], target: int, rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """Indices (sorted) of ``target`` rows drawn by water-filling along ``levels``
+    (each an array of group keys, one per row; coarse to fine)."""
+    n = len(levels[0]) if levels else 0
+    out: list[NDArray[np.int64]] = []
+
+    def recurse(rows: NDArray[np.int64], depth: int, quota: int) -> None:
+        if quota >= rows.size:
+            out.append(rows)
+            return
+        if quota <= 0:
+            return
+        if depth == len(levels):
+            out.append(np.sort(rng.choice(rows, size=quota, replace=False)))
+            return
+        keys = levels[depth][rows]
+        uniq, inv = np.unique(_sortable(keys), return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(inv, minlength=uniq.size))])
+        quotas = water_fill(np.diff(bounds), quota, rng)
+        for g in range(uniq.size):
+            recurse(rows[order[bounds[g] : bounds[g + 1]]], depth + 1, int(quotas[g]))
+
+    recurse(np.arange(n, dtype=np.int64), 0, int(target))
+    return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
+
+
+def _sortable(keys: NDArray[Any]) -> NDArray[Any]:
+    if keys.dtype == object:
+        return np.array(["" if k is None else str(k) for k in keys], dtype=object)
+    return keys
+
+
+def cap_groups(
+    keys: NDArray[Any], cap: int, rng: np.random.Generator, candidates: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """Mask of the candidate rows beyond ``cap`` in their group (which rows stay is drawn
+    uniformly inside each group). Rows with an empty key form one group ``""``.
+
+    >>> over = cap_groups(np.array(["FR"] * 5 + ["JP"]), 2, np.random.default_rng(0), np.ones(6, bool))
+    >>> int(over[:5].sum()), bool(over[5])
+    (3, False)
+    """
+    if cap < 0:
+        raise SelectError(f"caps must be >= 0, got {cap}")
+    rows = np.flatnonzero(candidates)
+    over = np.zeros(len(keys), dtype=bool)
+    if not rows.size:
+        return over
+    _, inv = np.unique(_sortable(np.asarray(keys)[rows]), return_inverse=True)
+    # Shuffle, then a stable sort by group: inside each group the order is random, and a
+    # row's rank in it decides whether it stays (vectorised: no Python loop over groups).
+    perm = rng.permutation(rows.size)
+    order = perm[np.argsort(inv[perm], kind="stable")]
+    g = inv[order]
+    starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+    rank = np.arange(order.size) - np.repeat(starts, np.diff(np.concatenate([starts, [order.size]])))
+    over[rows[order[rank >= cap]]] = True
+    return over
+
+
+# ---------------------------------------------------------------------------
+# base-model correctness (Geo-R hotspots)
+# ---------------------------------------------------------------------------
+
+
+def load_correctness(path: str | os.PathLike[str], threshold_km: float = 25.0) -> pd.DataFrame:
+    """Per-image correctness from an eval run's ``predictions.jsonl`` (or its folder).
+
+    Columns ``id, lat, lon, distance_km, correct``; ``correct`` is
+    ``distance_km <= threshold_km`` and False for failed images (no distance), as in
+    every metric of :mod:`georeason.eval`. A truncated last line is ignored (what a
+    killed run leaves); repeated ids keep their first line.
+    """
+    from georeason.eval.runner import PREDICTIONS_FILE, read_records
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        p = p / PREDICTIONS_FILE
+    if not p.is_file():
+        raise SelectError(f"no predictions file at {p} (the output of `georeason eval`)")
+    if not threshold_km >= 0:
+        raise SelectError(f"threshold_km must be >= 0, got {threshold_km}")
+    records, stats = read_records(p)
+    if stats.bad_lines:
+        logger.warning("%s: %d unreadable lines skipped", p, len(stats.bad_lines))
+    missing = [i for i, r in enumerate(records[:1000]) if "true_lat" not in r or "true_lon" not in r]
+    if missing:
+        raise SelectError(
+            f"{p}: lines lack true_lat / true_lon (e.g. line {missing[0] + 1}); expected `georeason eval` output"
+        )
+
+    def num(x: Any) -> float:
+        try:
+            return float(x) if x is not None else math.nan
+        except (TypeError, ValueError):
+            return math.nan
+
+    df = pd.DataFrame(
+        {
+            "id": [str(r["id"]) for r in records],
+            "lat": [num(r.get("true_lat")) for r in records],
+            "lon": [num(r.get("true_lon")) for r in records],
+            "distance_km": [num(r.get("distance_km")) for r in records],
+        }
+    )
+    df["correct"] = (df["distance_km"] <= threshold_km).to_numpy() & np.isfinite(df["distance_km"].to_numpy())
+    return df
+
+
+def pick_hotspots(correctness: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
+    """Up to ``n`` correct rows with valid coordinates, drawn uniformly with ``seed``
+    from the rows sorted by id (so the eval file's line order does not matter)."""
+    if n < 0:
+        raise SelectError(f"n_hotspots must be >= 0, got {n}")
+    ok = correctness[
+        correctness["correct"].to_numpy()
+        & np.isfinite(correctness["lat"].to_numpy())
+        & np.isfinite(correctness["lon"].to_numpy())
+        & (np.abs(correctness["lat"].to_numpy()) <= 90)
+        & (np.abs(correctness["lon"].to_numpy()) <= 180)
+    ]
+    ok = ok.sort_values("id", kind="stable").reset_index(drop=True)
+    if len(ok) <= n:
+        return ok
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(len(ok), size=n, replace=False))
+    return ok.iloc[take].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------
+# GRPO rollout logs (difficulty)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class RolloutGroups:
+    """Reward groups per sample id, in log order (or by ``step`` when given)."""
+
+    groups: dict[str, list[tuple[float, list[float]]]] = field(
+        default_factory=dict
+    )  # id -> [(step, rewards)]
+    n_lines: int = 0
+    bad_lines: list[int] = field(default_factory=list)
+
+    def flat(self, std_eps: float = 1e-6, mode: str = "last") -> dict[str, bool]:
+        """id -> whether the sample's group rewards are flat (std <= ``std_eps``).
+
+        ``mode="last"``: the group of the largest step (the last line when steps tie
+        or are absent); ``"all"``: flat only when every group is. NaN rewards
+        (unscorable completions, as TRL logs them) are left out of the std; a group
+        with fewer than two finite rewards counts as flat (no spread to learn from).
+        """
+        if mode not in ("last", "all"):
+            raise SelectError(f"difficulty mode must be 'last' or 'all', got {mode!r}")
+        out: dict[str, bool] = {}
+        for sid, gs in self.groups.items():
+            chosen = [max(enumerate(gs), key=lambda t: (t[1][0], t[0]))[1]] if mode == "last" else gs
+            out[sid] = all(_is_flat(r, std_eps) for _, r in chosen)
+        return out
+
+
+def _is_flat(rewards: Sequence[float], eps: float) -> bool:
+    r = np.asarray(rewards, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    return bool(r.size < 2 or float(r.std()) <= eps)
+
+
+def load_rollouts(path: str | os.PathLike[str]) -> RolloutGroups:
+    """Read a rollout log: JSONL, one group per line: ``{"id": str, "rewards": [float, ...], "step": int?}``.
+
+    ``rewards`` are the group's total rewards (one per completion; ``null`` = not
+    scored). A truncated last line is skipped; other malformed lines are an error
+    naming the line (a log that half parses should not silently select data).
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise SelectError(f"no rollout log at {p}")
+    out = RolloutGroups()
+    lines = p.read_bytes().split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for k, line in enumerate(lines):
+        out.n_lines += 1
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            sid = rec["id"]
+            rewards = [math.nan if r is None else float(r) for r in rec["rewards"]]
+            step = float(rec.get("step", k)) if rec.get("step") is not None else float(k)
+        except (ValueError, KeyError, TypeError) as e:
+            if k == len(lines) - 1:
+                out.bad_lines.append(k + 1)
+                continue
+            raise SelectError(
+                f'{p}, line {k + 1}: expected {{"id": ..., "rewards": [numbers], "step": int?}} ({e})'
+            ) from None
+        if sid is None:
+            raise SelectError(f"{p}, line {k + 1}: id is null")
+        out.groups.setdefault(str(sid), []).append((step, rewards))
+    return out
+
+
+def convert_trl_completions(
+    src: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    id_column: str = "id",
+    reward_columns: Sequence[str] | None = None,
+    reward_weights: Sequence[float] | None = None,
+) -> int:
+    """Turn TRL's GRPO completion logs into the rollout log format; returns the groups written.
+
+    TRL (``GRPOConfig(log_completions=True)``) writes
+    ``output_dir/completions/completions_{step:05d}.parquet`` with columns
+    ``step, prompt, completion, <one per reward function>, <extra columns>,
+    advantage``. It logs no sample id by itself: wrap one reward function with
+    :func:`with_id_logging` so the id arrives as an extra column. Each row's total
+    reward is ``Σ_k w_k · r_k`` over the reward columns with NaN taken as 0 (TRL's
+    ``nansum``; weights default to 1, TRL's default ``reward_weights``; rows whose
+    every reward is NaN stay NaN). Rows are grouped by ``(step, id)``.
+
+    ``src``: the ``completions`` folder, one parquet file, or a list of files.
+    ``reward_columns``: default: every numeric column except ``step`` and ``advantage``.
+    """
+    files: list[Path]
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src).expanduser()
+        files = sorted(p.glob("completions_*.parquet")) if p.is_dir() else [p]
+    else:
+        files = [Path(f).expanduser() for f in src]
+    if not files or not all(f.is_file() for f in files):
+        raise SelectError(f"no TRL completion tables (completions_*.parquet) at {src}")
+    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    if id_column not in df.columns:
+        raise SelectError(
+            f"the completion logs have no {id_column!r} column (columns: {', '.join(map(str, df.columns))}). "
+            "TRL does not log sample ids: wrap a reward function with "
+            "georeason.data.select.with_id_logging so it logs them through TRL's log_extra."
+        )
+    if "step" not in df.columns:
+        raise SelectError("the completion logs have no 'step' column; are these TRL completion tables?")
+    if reward_columns is None:
+        reward_columns = [
+            c
+            for c in df.columns
+            if c not in ("step", "advantage", id_column) and pd.api.types.is_numeric_dtype(df[c])
+        ]
+    if not reward_columns:
+        raise SelectError("no reward columns found in the completion logs; name them with reward_columns")
+    missing = [c for c in reward_columns if c not in df.columns]
+    if missing:
+        raise SelectError(f"reward columns not in the logs: {', '.join(missing)}")
+    w = (
+        np.ones(len(reward_columns))
+        if reward_weights is None
+        else np.asarray(reward_weights, dtype=np.float64)
+    )
+    if w.size != len(reward_columns):
+        raise SelectError(f"{len(reward_columns)} reward columns but {w.size} weights")
+    r = df[list(reward_columns)].to_numpy(dtype=np.float64)
+    total = np.where(np.isnan(r), 0.0, r * w).sum(axis=1)
+    total[np.isnan(r).all(axis=1)] = np.nan
+    df = df.assign(_total=total, _id=df[id_column].astype(str))
+    out_p = Path(out).expanduser()
+    out_p.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    tmp = out_p.with_name(out_p.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for (step, sid), g in df.groupby(["step", "_id"], sort=True):
+            vals = [None if not math.isfinite(v) else float(v) for v in g["_total"]]
+            f.write(json.dumps({"id": sid, "step": int(step), "rewards": vals}) + "\n")
+            n += 1
+    os.replace(tmp, out_p)
+    return n
+
+
+def with_id_logging(reward_fn: Callable[..., Any], column: str = "id") -> Callable[..., Any]:
+    """Wrap a TRL reward function so it also logs the batch's sample ids.
+
+    TRL passes every dataset column and a ``log_extra(column, values)`` callback to
+    reward functions; this wrapper calls ``log_extra(column, ids)`` then the wrapped
+    function, so ``log_completions`` tables gain an id column that
+    :func:`convert_trl_completions` groups by. The name is kept (TRL names the
+    reward's log columns after it).
+
+    >>> logged = {}
+    >>> f = with_id_logging(lambda completions, **kw: [1.0] * len(completions))
+    >>> f(["a", "b"], id=[7, 8], log_extra=lambda c, v: logged.setdefault(c, v))
+    [1.0, 1.0]
+    >>> logged
+    {'id': ['7', '8']}
+    """
+
+    @functools.wraps(reward_fn)
+    def wrapped(completions: Any, **kwargs: Any) -> Any:
+        log_extra = kwargs.get("log_extra")
+        if callable(log_extra) and kwargs.get(column) is not None:
+            log_extra(column, [str(x) for x in kwargs[column]])
+        return reward_fn(completions, **kwargs)
+
+    return wrapped
+
+
+# ---------------------------------------------------------------------------
+# tables in and out
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedTable:
+    """A table to select from: the Arrow data (or a ``datasets`` Dataset) and its key columns."""
+
+    kind: str  # "csv" | "parquet" | "datasets"
+    data: Any  # pyarrow.Table, or datasets.Dataset
+    id_col: str | None
+    lat_col: str
+    lon_col: str
+    split: str | None = None
+
+    def __len__(self) -> int:
+        return int(self.data.num_rows)
+
+    def column(self, name: str) -> Any:
+        if self.kind == "datasets":
+            return self.data.data.column(name)  # the Arrow table under the Dataset (no image decoding)
+        return self.data.column(name)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.data.column_names)
+
+
+def load_table(
+    path: str | os.PathLike[str],
+    *,
+    id_col: str | None = None,
+    lat_col: str | None = None,
+    lon_col: str | None = None,
+    split: str = "train",
+) -> LoadedTable:
+    """A CSV / Parquet file (CSV columns as text, as :mod:`georeason.data.label` reads them)
+    or a ``datasets`` folder (``save_to_disk``; a DatasetDict gives ``split``)."""
+    import pyarrow as pa
+
+    from georeason.data.label import (
+        ID_CANDIDATES,
+        LAT_CANDIDATES,
+        LON_CANDIDATES,
+        detect_column,
+        table_format,
+    )
+
+    p = Path(path).expanduser()
+    split_name: str | None = None
+    if p.is_dir():
+        import datasets
+
+        loaded = datasets.load_from_disk(str(p))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise SelectError(f"{p} has no split {split!r}; its splits: {', '.join(loaded)}")
+            data, split_name = loaded[split], split
+        else:
+            data = loaded
+        kind = "datasets"
+    elif p.is_file():
+        kind = table_format(p)
+        if kind == "csv":
+            import pyarrow.csv as pcsv
+
+            header = pcsv.open_csv(str(p))
+            names = header.schema.names
+            header.close()
+            data = pcsv.read_csv(
+                str(p),
+                convert_options=pcsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                ),
+            )
+        else:
+            import pyarrow.parquet as pq
+
+            data = pq.read_table(str(p))
+    else:
+        raise FileNotFoundError(f"no such table or datasets folder: {p}")
+    names = list(data.column_names)
+    idc = detect_column(names, id_col, ID_CANDIDATES, "id column", required=False)
+    lac = detect_column(names, lat_col, LAT_CANDIDATES, "lat column")
+    loc = detect_column(names, lon_col, LON_CANDIDATES, "lon column")
+    assert lac is not None and loc is not None
+    return LoadedTable(kind=kind, data=data, id_col=idc, lat_col=lac, lon_col=loc, split=split_name)
+
+
+def write_selected(table: LoadedTable, rows: NDArray[np.int64], out: str | os.PathLike[str]) -> Path:
+    """Write ``rows`` of ``table`` in the input's format (a ``datasets`` folder for one)."""
+    import pyarrow as pa
+
+    out_p = Path(out).expanduser()
+    out_p.parent.mkdir(parents=True, exist_ok=True)
+    idx = np.asarray(rows, dtype=np.int64)
+    if table.kind == "datasets":
+        import shutil
+
+        import datasets
+
+        sel = table.data.select(idx.tolist())
+        tmp = out_p.with_name(out_p.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if table.split is not None:
+            datasets.DatasetDict({table.split: sel}).save_to_disk(str(tmp))
+        else:
+            sel.save_to_disk(str(tmp))
+        if out_p.exists():
+            shutil.rmtree(out_p)
+        os.replace(tmp, out_p)
+        return out_p
+    from georeason.data.label import table_format
+
+    fmt = table_format(out_p) if not out_p.is_dir() else "?"
+    if fmt != table.kind:
+        raise SelectError(f"write the selection in the input's format ({table.kind}): got {out_p}")
+    sel_t = table.data.take(pa.array(idx))
+    tmp = out_p.with_name(out_p.name + ".tmp")
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(sel_t, str(tmp))
+    else:
+        import pyarrow.parquet as pq
+
+        pq.write_table(sel_t, str(tmp))
+    os.replace(tmp, out_p)
+    return out_p
+
+
+# ---------------------------------------------------------------------------
+# the selection
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SelectConfig:
+    """Settings of :func:`select_table` (each stage runs only when its inputs are given)."""
+
+    correctness: str | None = None
+    threshold_km: float = 25.0
+    n_hotspots: int = 100_000
+    radius_km: float = 200.0
+    rollouts: str | None = None
+    std_eps: float = 1e-6
+    difficulty_mode: str = "last"
+    max_per_country: int | None = None
+    max_per_admin1: int | None = None
+    max_per_cell: int | None = None
+    cell_km: float = 100.0
+    target: int | None = None
+    balance_by: tuple[str, ...] = ("country_code", "cell")
+    seed: int = 0
+    label_prefix: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("threshold_km", "radius_km", "std_eps", "cell_km"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise SelectError(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.cell_km <= 0:
+            raise SelectError(f"cell_km must be > 0, got {self.cell_km}")
+        if self.n_hotspots < 0:
+            raise SelectError(f"n_hotspots must be >= 0, got {self.n_hotspots}")
+        for name in ("max_per_country", "max_per_admin1", "max_per_cell", "target"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise SelectError(f"{name} must be >= 0, got {v}")
+        if self.difficulty_mode not in ("last", "all"):
+            raise SelectError(f"difficulty_mode must be 'last' or 'all', got {self.difficulty_mode!r}")
+        self.balance_by = tuple(self.balance_by)
+        bad = [k for k in self.balance_by if k not in BALANCE_KEYS]
+        if bad or not self.balance_by:
+            raise SelectError(
+                f"balance_by takes a list of {', '.join(BALANCE_KEYS)}; got {self.balance_by!r}"
+            )
+
+
+@dataclass
+class SelectResult:
+    """What :func:`select_table` chose: row indices, a reason per dropped row, and the report."""
+
+    rows: NDArray[np.int64]
+    reason: NDArray[np.object_]  # "" for kept rows
+    report: dict[str, Any]
+    hotspots: pd.DataFrame | None = None
+
+
+def _labels(
+    table: LoadedTable, prefix: str, lat: NDArray[np.float64], lon: NDArray[np.float64]
+) -> pd.DataFrame:
+    """continent / country_code / admin1 of every row: the table's columns when it has
+    them (``georeason data label`` output), else reverse-geocoded now."""
+    names = table.column_names
+    want = ("continent", "country_code", "country", "admin1")
+    if all(prefix + k in names for k in want):
+        return pd.DataFrame(
+            {
+                k: np.asarray(
+                    table.column(prefix + k).to_pandas().fillna("").astype(str).to_numpy(), dtype=object
+                )
+                for k in want
+            }
+        )
+    from georeason.geo import reverse_geocode_batch
+
+    logger.info("no %s columns: reverse-geocoding %d rows", "/".join(prefix + k for k in want), len(lat))
+    t = reverse_geocode_batch(lat, lon)
+    return pd.DataFrame({k: getattr(t, k) for k in want})
+
+
+def select_table(
+    table: LoadedTable, config: SelectConfig, *, log: Callable[[str], None] = logger.info
+) -> SelectResult:
+    """Run the selection stages on ``table`` (see the module docstring); nothing is written."""
+    from georeason.data.label import coordinates_from_arrow
+
+    t0 = time.perf_counter()
+    n = len(table)
+    rng = np.random.default_rng(config.seed)
+    lat, lat_bad = coordinates_from_arrow(table.column(table.lat_col), table.lat_col)
+    lon, lon_bad = coordinates_from_arrow(table.column(table.lon_col), table.lon_col)
+    valid = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+    reason = np.full(n, "", dtype=object)
+    reason[~valid] = REASONS[0]
+    labels = _labels(table, config.label_prefix, np.where(valid, lat, np.nan), np.where(valid, lon, np.nan))
+    labels["cell"] = geocell_ids(lat, lon, config.cell_km)
+    ids = (
+        np.asarray(table.column(table.id_col).to_pandas().astype(str).to_numpy(), dtype=object)
+        if table.id_col
+        else None
+    )
+    stages: dict[str, Any] = {"input rows": n, "invalid coordinates": int((~valid).sum())}
+    timings: dict[str, float] = {}
+
+    # 1. difficulty
+    if config.rollouts:
+        if ids is None:
+            raise SelectError(
+                "the difficulty filter matches rollout logs by id, and the table has no id column"
+            )
+        t = time.perf_counter()
+        groups = load_rollouts(config.rollouts)
+        flat = groups.flat(config.std_eps, config.difficulty_mode)
+        is_flat = np.fromiter((flat.get(i, False) for i in ids), dtype=bool, count=n)
+        logged = np.fromiter((i in flat for i in ids), dtype=bool, count=n)
+        drop = is_flat & (reason == "")
+        reason[drop] = REASONS[1]
+        stages["difficulty"] = {
+            "log lines": groups.n_lines,
+            "ids in log": len(flat),
+            "rows found in log": int(logged.sum()),
+            "rows not in log (kept)": int((~logged & valid).sum()),
+            "dropped (flat groups)": int(drop.sum()),
+            "std_eps": config.std_eps,
+            "mode": config.difficulty_mode,
+        }
+        timings["difficulty_s"] = time.perf_counter() - t
+
+    # 2. Geo-R hard set
+    hotspots = None
+    if config.correctness:
+        t = time.perf_counter()
+        corr = load_correctness(config.correctness, config.threshold_km)
+        hotspots = pick_hotspots(corr, config.n_hotspots, config.seed)
+        cand = reason == ""
+        mask, _ = near_any(
+            np.where(cand, lat, np.nan),
+            np.where(cand, lon, np.nan),
+            hotspots["lat"],
+            hotspots["lon"],
+            config.radius_km,
+        )
+        reason[mask] = REASONS[2]
+        stages["hard set"] = {
+            "evaluated images": len(corr),
+            "correct (<= threshold)": int(corr["correct"].sum()),
+            "threshold_km": config.threshold_km,
+            "hotspots used": len(hotspots),
+            "radius_km": config.radius_km,
+            "dropped (near a hotspot)": int(mask.sum()),
+        }
+        timings["hard_set_s"] = time.perf_counter() - t
+
+    # 3. caps
+    for key, cap, why in (
+        ("country_code", config.max_per_country, REASONS[3]),
+        ("admin1", config.max_per_admin1, REASONS[4]),
+        ("cell", config.max_per_cell, REASONS[5]),
+    ):
+        if cap is None:
+            continue
+        keys = labels[key].to_numpy()
+        if key == "admin1":  # admin1 names repeat across countries ("Limburg"): key on both
+            keys = (labels["country_code"].astype(str) + "|" + labels["admin1"].astype(str)).to_numpy()
+        over = cap_groups(keys, cap, rng, reason == "")
+        reason[over] = why
+        stages[why] = int(over.sum())
+
+    # 4. fill to the target size
+    if config.target is not None:
+        cand = np.flatnonzero(reason == "")
+        if config.target < cand.size:
+            levels = []
+            for key in config.balance_by:
+                col = labels[key].to_numpy()
+                if key == "admin1":
+                    col = (labels["country_code"].astype(str) + "|" + labels["admin1"].astype(str)).to_numpy()
+                levels.append(col[cand])
+            chosen = cand[balanced_sample(levels, config.target, rng)]
+            not_drawn = np.setdiff1d(cand, chosen, assume_unique=True)
+            reason[not_drawn] = REASONS[6]
+            stages[REASONS[6]] = int(not_drawn.size)
+        else:
+            stages[REASONS[6]] = 0
+            if config.target > cand.size:
+                log(f"target {config.target} > {cand.size} rows left after filtering: all are kept")
+
+    rows = np.flatnonzero(reason == "").astype(np.int64)
+    stages["selected rows"] = int(rows.size)
+    report = build_report(labels, valid, rows, stages, config, hotspots)
+    report["timings"] = {**timings, "total_s": time.perf_counter() - t0}
+    report["coordinate problems"] = len(lat_bad) + len(lon_bad)
+    return SelectResult(rows=rows, reason=reason, report=report, hotspots=hotspots)
+
+
+# ---------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------
+
+
+def _counts(values: Iterable[Any]) -> dict[str, int]:
+    c = Counter(str(v) for v in values if v not in ("", None))
+    return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def build_report(
+    labels: pd.DataFrame,
+    valid: NDArray[np.bool_],
+    rows: NDArray[np.int64],
+    stages: Mapping[str, Any],
+    config: SelectConfig,
+    hotspots: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """Counts per continent and country before / after, entropy and Gini over countries and geocells."""
+    from georeason.geo import country_name
+
+    before = labels[valid]
+    after = labels.iloc[rows]
+    countries_before = sorted(set(before["country_code"]) - {""})
+    cells_before = sorted(set(before["cell"]) - {-1})
+    cont_b, cont_a = _counts(before["continent"]), _counts(after["continent"])
+    cc_b, cc_a = _counts(before["country_code"]), _counts(after["country_code"])
+    return {
+        "settings": asdict(config),
+        "stages": dict(stages),
+        "n_before": int(valid.sum()),
+        "n_after": int(rows.size),
+        "continents": {k: {"before": v, "after": cont_a.get(k, 0)} for k, v in cont_b.items()},
+        "countries": {
+            k: {"name": country_name(k) if len(k) == 2 else k, "before": v, "after": cc_a.get(k, 0)}
+            for k, v in cc_b.items()
+        },
+        "distribution": {
+            "countries": {
+                "before": distribution(before["country_code"].to_numpy(), countries_before),
+                "after": distribution(after["country_code"].to_numpy(), countries_before),
+            },
+            "geocells": {
+                "cell_km": config.cell_km,
+                "before": distribution(before["cell"].to_numpy(), cells_before),
+                "after": distribution(after["cell"].to_numpy(), cells_before),
+            },
+        },
+        "n_hotspots": 0 if hotspots is None else len(hotspots),
+    }
+
+
+def render_markdown(report: Mapping[str, Any], *, map_png: str | None = None, top: int = 30) -> str:
+    """The selection report for people."""
+    from georeason.types import CONTINENT_NAMES
+
+    s = report["settings"]
+    lines = [
+        "# Selection report",
+        "",
+        f"{report['n_after']:,} of {report['n_before']:,} rows with valid coordinates selected "
+        f"(seed {s['seed']}).",
+        "",
+        "## Stages",
+        "",
+        "| stage | figure |",
+        "|---|---|",
+    ]
+    for k, v in report["stages"].items():
+        if isinstance(v, Mapping):
+            for kk, vv in v.items():
+                lines.append(f"| {k}: {kk} | {vv:,} |" if isinstance(vv, int) else f"| {k}: {kk} | {vv} |")
+        else:
+            lines.append(f"| {k} | {v:,} |")
+    d = report["distribution"]
+    lines += [
+        "",
+        "## Geographic spread",
+        "",
+        "Entropy in bits (normalised by log2 of the groups present before); Gini over those groups "
+        "(0 = even, 1 = all in one).",
+        "",
+        "| over | groups before / after | entropy before | entropy after | norm. before | norm. after | Gini before | Gini after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, key in (
+        ("countries", "countries"),
+        (f"geocells ({d['geocells']['cell_km']:g} km)", "geocells"),
+    ):
+        b, a = d[key]["before"], d[key]["after"]
+        lines.append(
+            f"| {name} | {b['n_groups']:,} / {a['n_groups']:,} | {b['entropy_bits']:.3f} | {a['entropy_bits']:.3f} | "
+            f"{b['normalized_entropy']:.3f} | {a['normalized_entropy']:.3f} | {b['gini']:.3f} | {a['gini']:.3f} |"
+        )
+    nb, na = max(report["n_before"], 1), max(report["n_after"], 1)
+    lines += [
+        "",
+        "## Continents",
+        "",
+        "| continent | before | share | after | share |",
+        "|---|---|---|---|---|",
+    ]
+    for k, v in report["continents"].items():
+        lines.append(
+            f"| {CONTINENT_NAMES.get(k, k)} | {v['before']:,} | {v['before'] / nb:.1%} | {v['after']:,} | {v['after'] / na:.1%} |"
+        )
+    countries = list(report["countries"].items())
+    lines += [
+        "",
+        f"## Countries ({len(countries)}; the {min(top, len(countries))} largest before; all in report.json)",
+        "",
+        "| country | before | share | after | share |",
+        "|---|---|---|---|---|",
+    ]
+    for k, v in countries[:top]:
+        lines.append(
+            f"| {v['name']} ({k}) | {v['before']:,} | {v['before'] / nb:.1%} | {v['after']:,} | {v['after'] / na:.1%} |"
+        )
+    if map_png:
+        lines += ["", "## Map", "", f"![selection map]({map_png})"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_selection_map(
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    path: str | os.PathLike[str],
+    *,
+    hotspots: pd.DataFrame | None = None,
+    radius_km: float | None = None,
+    max_points: int = 20_000,
+    seed: int = 0,
+) -> Path:
+    """Rows before (grey) and after (blue) the selection and the hotspots (red) on country outlines."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.lines import Line2D
+
+    from georeason.eval.plots import _figure, _save, world_outlines
+
+    rng = np.random.default_rng(seed)
+    valid = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
+
+    def sample(idx: NDArray[np.int64]) -> NDArray[np.int64]:
+        return np.sort(rng.choice(idx, size=max_points, replace=False)) if idx.size > max_points else idx
+
+    b, a = sample(valid), sample(rows)
+    fig = _figure(11.0, 5.8)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_facecolor("#eef4f8")
+    ax.add_collection(
+        PolyCollection(world_outlines(), facecolors="#f4f1ea", edgecolors="#b9b4a8", linewidths=0.3, zorder=1)
+    )
+    ax.scatter(lon[b], lat[b], s=3, color="0.6", alpha=0.5, lw=0, zorder=2)
+    ax.scatter(lon[a], lat[a], s=4, color="#1f77b4", alpha=0.8, lw=0, zorder=3)
+    handles = [
+        Line2D([], [], marker="o", ls="", color="0.6", markersize=4, label=f"before ({valid.size:,})"),
+        Line2D([], [], marker="o", ls="", color="#1f77b4", markersize=4, label=f"selected ({rows.size:,})"),
+    ]
+    if hotspots is not None and len(hotspots):
+        h = hotspots.iloc[sample(np.arange(len(hotspots)))]
+        ax.scatter(h["lon"], h["lat"], s=10, marker="x", color="#d62728", linewidths=0.7, zorder=4)
+        label = f"hotspots ({len(hotspots):,}" + (
+            f", {radius_km:g} km dropped around each)" if radius_km else ")"
+        )
+        handles.append(Line2D([], [], marker="x", ls="", color="#d62728", markersize=5, label=label))
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.2, lw=0.5)
+    shown = "" if max(valid.size, rows.size) <= max_points else f" (random {max_points:,} of each drawn)"
+    ax.legend(
+        handles=handles, loc="lower left", fontsize=7, framealpha=0.9, title="rows" + shown, title_fontsize=7
+    )
+    return _save(fig, path)
+
+
+def report_paths(out: str | os.PathLike[str]) -> dict[str, Path]:
+    """Where the report goes: ``OUT.report.md``, ``OUT.report.json``, ``OUT.map.png``."""
+    p = Path(out).expanduser()
+    base = p.with_name(p.name.rstrip("/"))
+    return {
+        "md": base.with_name(base.name + ".report.md"),
+        "json": base.with_name(base.name + ".report.json"),
+        "map": base.with_name(base.name + ".map.png"),
+    }
+
+
+def run_select(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: SelectConfig,
+    *,
+    id_col: str | None = None,
+    lat_col: str | None = None,
+    lon_col: str | None = None,
+    split: str = "train",
+    plot: bool = True,
+    log: Callable[[str], None] = logger.info,
+) -> SelectResult:
+    """Load ``src``, select, write the selection to ``out`` (same format) and the report beside it."""
+    from georeason.data.label import coordinates_from_arrow
+
+    src_p, out_p = Path(src).expanduser(), Path(out).expanduser()
+    if out_p.resolve() == src_p.resolve():
+        raise SelectError("the output must differ from the input")
+    table = load_table(src_p, id_col=id_col, lat_col=lat_col, lon_col=lon_col, split=split)
+    log(f"loaded {len(table):,} rows from {src_p} ({table.kind})")
+    result = select_table(table, config, log=log)
+    write_selected(table, result.rows, out_p)
+    paths = report_paths(out_p)
+    report = dict(result.report)
+    report["input"], report["output"] = str(src_p), str(out_p)
+    map_name = None
+    if plot:
+        lat, _ = coordinates_from_arrow(table.column(table.lat_col), table.lat_col)
+        lon, _ = coordinates_from_arrow(table.column(table.lon_col), table.lon_col)
+        plot_selection_map(
+            lat,
+            lon,
+            result.rows,
+            paths["map"],
+            hotspots=result.hotspots,
+            radius_km=config.radius_km,
+            seed=config.seed,
+        )
+        map_name = paths["map"].name
+    paths["json"].write_text(
+        json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    paths["md"].write_text(render_markdown(report, map_png=map_name), encoding="utf-8")
+    result.report = report
+    return result
+
+
+__all__ = [
+    "REASONS",
+    "LoadedTable",
+    "RolloutGroups",
+    "SelectConfig",
+    "SelectError",
+    "SelectResult",
+    "balanced_sample",
+    "build_report",
+    "cap_groups",
+    "chord_radius",
+    "convert_trl_completions",
+    "distribution",
+    "entropy_bits",
+    "geocell_center",
+    "geocell_grid",
+    "geocell_ids",
+    "gini",
+    "load_correctness",
+    "load_rollouts",
+    "load_table",
+    "near_any",
+    "pick_hotspots",
+    "plot_selection_map",
+    "render_markdown",
+    "report_paths",
+    "run_select",
+    "select_table",
+    "water_fill",
+    "with_id_logging",
+]
