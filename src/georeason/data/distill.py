@@ -660,10 +660,10 @@ def load_input(
     else:
         raise FileNotFoundError(f"no such dataset folder or table: {p}")
     names = list(ds.column_names)
-    idc = detect_column(names, id_col, ("id", *ID_CANDIDATES), "id column", required=False)
-    imc = detect_column(names, image_col, IMAGE_CANDIDATES, "image column")
-    lac = detect_column(names, lat_col, LAT_CANDIDATES, "lat column")
-    loc = detect_column(names, lon_col, LON_CANDIDATES, "lon column")
+    idc = detect_column(names, id_col, ("id", *ID_CANDIDATES), "id", required=False)
+    imc = detect_column(names, image_col, IMAGE_CANDIDATES, "image")
+    lac = detect_column(names, lat_col, LAT_CANDIDATES, "latitude")
+    loc = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
     assert imc is not None and lac is not None and loc is not None
     ids = [str(x) for x in ds[idc]] if idc else [str(i) for i in range(len(ds))]
     if len(set(ids)) != len(ids):

@@ -62,6 +62,7 @@ LAT_CANDIDATES: tuple[str, ...] = ("LAT", "lat", "latitude", "gps_lat", "GPSLati
 LON_CANDIDATES: tuple[str, ...] = ("LON", "lon", "lng", "long", "longitude", "gps_lon", "GPSLongitude")
 
 _CSV_SUFFIXES = (".csv", ".csv.gz")
+_FLAGS = {"id": "id-col", "latitude": "lat-col", "longitude": "lon-col", "image": "image-col"}
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -105,12 +106,12 @@ def detect_column(
             return hits[0]
         if len(hits) > 1:
             raise LabelError(
-                f"several columns could hold the {what} ({', '.join(hits)}); name one explicitly"
+                f"several columns could hold the {what} ({', '.join(hits)}); name one with --{_FLAGS.get(what, what)}"
             )
     if required:
         raise LabelError(
             f"no {what} column found (tried {', '.join(candidates)}); the table has: {', '.join(names)}. "
-            f"Name it explicitly (e.g. --{what.split()[0]}-col)."
+            f"Name it with --{_FLAGS.get(what, what)}."
         )
     return None
 
@@ -458,9 +459,9 @@ def label_table(
         schema, batches, position, total = _parquet_batches(src_p, chunk_size)
         unit = "rows"
     names = list(schema.names)
-    id_name = detect_column(names, id_col, ID_CANDIDATES, "id column", required=False)
-    lat_name = detect_column(names, lat_col, LAT_CANDIDATES, "lat column")
-    lon_name = detect_column(names, lon_col, LON_CANDIDATES, "lon column")
+    id_name = detect_column(names, id_col, ID_CANDIDATES, "id", required=False)
+    lat_name = detect_column(names, lat_col, LAT_CANDIDATES, "latitude")
+    lon_name = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
     assert lat_name is not None and lon_name is not None
     if lat_name == lon_name:
         raise LabelError(f"latitude and longitude cannot both be column {lat_name!r}")

@@ -693,9 +693,9 @@ def load_table(
     else:
         raise FileNotFoundError(f"no such table or datasets folder: {p}")
     names = list(data.column_names)
-    idc = detect_column(names, id_col, ID_CANDIDATES, "id column", required=False)
-    lac = detect_column(names, lat_col, LAT_CANDIDATES, "lat column")
-    loc = detect_column(names, lon_col, LON_CANDIDATES, "lon column")
+    idc = detect_column(names, id_col, ID_CANDIDATES, "id", required=False)
+    lac = detect_column(names, lat_col, LAT_CANDIDATES, "latitude")
+    loc = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
     assert lac is not None and loc is not None
     return LoadedTable(kind=kind, data=data, id_col=idc, lat_col=lac, lon_col=loc, split=split_name)
 
