@@ -1312,7 +1312,7 @@ def finalize(
 
 def _paths(data: DistillInput, rows: Sequence[int]) -> list[str]:
     cells = data.dataset.select(list(rows))[data.image_col] if rows else []
-    return [c.get("path") if isinstance(c, Mapping) else c for c in cells]
+    return [str(c.get("path") if isinstance(c, Mapping) else c) for c in cells]
 
 
 __all__ = [

@@ -197,8 +197,8 @@ def label_arrays(lat_col: Any, lon_col: Any, lat_name: str = "LAT", lon_name: st
     reasons: dict[int, str] = {}
     for i, why in lat_problems + lon_problems:
         reasons.setdefault(i, why)
-    for i in np.flatnonzero(~table.valid):
-        reasons.setdefault(int(i), str(table.errors[i]))
+    for bad in np.flatnonzero(~table.valid):
+        reasons.setdefault(int(bad), str(table.errors[bad]))
     columns: dict[str, Any] = {
         k: pa.array(getattr(table, k), type=pa.string()) for k in LABEL_COLUMNS if k != "on_land"
     }

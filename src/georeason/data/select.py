@@ -81,11 +81,10 @@ import logging
 import math
 import os
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -253,11 +252,21 @@ def gini(counts: ArrayLike) -> float:
     return float(((2 * i - n - 1) * x).sum() / (n * x.sum()))
 
 
-def distribution(keys: Sequence[Any] | NDArray[Any], groups: Sequence[Any] | None = None) -> dict[str, Any]:
+def _value_counts(keys: Any) -> pd.Series:
+    """Counts per key (vectorised), leaving out empty keys: "", None, NaN and the cell -1."""
+    ser = keys if isinstance(keys, pd.Series) else pd.Series(np.asarray(keys))
+    ser = ser[ser.notna()]
+    ser = ser[ser >= 0] if ser.dtype.kind in "iuf" else ser[ser.astype(str) != ""]
+    return ser.value_counts(sort=False)
+
+
+def distribution(
+    keys: Sequence[Any] | NDArray[Any] | pd.Series, groups: Sequence[Any] | None = None
+) -> dict[str, Any]:
     """Entropy, normalised entropy and Gini of ``keys`` over ``groups`` (default: the keys present)."""
-    counts = Counter(k for k in keys if k not in ("", None) and not (isinstance(k, float) and math.isnan(k)))
-    universe = list(groups) if groups is not None else list(counts)
-    vec = np.array([counts.get(g, 0) for g in universe], dtype=np.float64)
+    counts = _value_counts(keys)
+    universe = list(groups) if groups is not None else list(counts.index)
+    vec = counts.reindex(universe, fill_value=0).to_numpy(dtype=np.float64) if universe else np.zeros(0)
     h = entropy_bits(vec)
     return {
         "n_groups": int((vec > 0).sum()),
@@ -575,7 +584,8 @@ def convert_trl_completions(
     n = 0
     tmp = out_p.with_name(out_p.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        for (step, sid), g in df.groupby(["step", "_id"], sort=True):
+        for key, g in df.groupby(["step", "_id"], sort=True):
+            step, sid = cast(tuple[Any, str], key)
             vals = [None if not math.isfinite(v) else float(v) for v in g["_total"]]
             f.write(json.dumps({"id": sid, "step": int(step), "rewards": vals}) + "\n")
             n += 1
@@ -808,19 +818,25 @@ def _labels(
     names = table.column_names
     want = ("continent", "country_code", "country", "admin1")
     if all(prefix + k in names for k in want):
-        return pd.DataFrame(
-            {
-                k: np.asarray(
-                    table.column(prefix + k).to_pandas().fillna("").astype(str).to_numpy(), dtype=object
-                )
-                for k in want
-            }
-        )
+        return pd.DataFrame({k: table.column(prefix + k).to_pandas().fillna("").astype(str) for k in want})
     from georeason.geo import reverse_geocode_batch
 
     logger.info("no %s columns: reverse-geocoding %d rows", "/".join(prefix + k for k in want), len(lat))
     t = reverse_geocode_batch(lat, lon)
     return pd.DataFrame({k: getattr(t, k) for k in want})
+
+
+def _group_codes(labels: pd.DataFrame, key: str) -> NDArray[np.int64]:
+    """Integer group of every row for ``key`` (factorised: sorting ints beats sorting 4.7M strings).
+
+    admin1 names repeat across countries ("Limburg" is Dutch and Belgian): admin1 groups
+    are keyed on country and admin1 together.
+    """
+    col = labels[key]
+    if key == "admin1":
+        col = labels["country_code"].astype(str) + "|" + labels["admin1"].astype(str)
+    codes, _ = pd.factorize(col, use_na_sentinel=False)
+    return np.asarray(codes, dtype=np.int64)
 
 
 def select_table(
@@ -835,31 +851,28 @@ def select_table(
     lat, lat_bad = coordinates_from_arrow(table.column(table.lat_col), table.lat_col)
     lon, lon_bad = coordinates_from_arrow(table.column(table.lon_col), table.lon_col)
     valid = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
-    reason = np.full(n, "", dtype=object)
-    reason[~valid] = REASONS[0]
+    # why[i]: 0 = still selected, k = dropped for REASONS[k - 1] (small ints: fast masks at 4.7M rows)
+    why = np.zeros(n, dtype=np.int8)
+    why[~valid] = 1
     labels = _labels(table, config.label_prefix, np.where(valid, lat, np.nan), np.where(valid, lon, np.nan))
     labels["cell"] = geocell_ids(lat, lon, config.cell_km)
-    ids = (
-        np.asarray(table.column(table.id_col).to_pandas().astype(str).to_numpy(), dtype=object)
-        if table.id_col
-        else None
-    )
     stages: dict[str, Any] = {"input rows": n, "invalid coordinates": int((~valid).sum())}
     timings: dict[str, float] = {}
 
     # 1. difficulty
     if config.rollouts:
-        if ids is None:
+        if table.id_col is None:
             raise SelectError(
                 "the difficulty filter matches rollout logs by id, and the table has no id column"
             )
         t = time.perf_counter()
+        ids = table.column(table.id_col).to_pandas().astype(str)
         groups = load_rollouts(config.rollouts)
         flat = groups.flat(config.std_eps, config.difficulty_mode)
-        is_flat = np.fromiter((flat.get(i, False) for i in ids), dtype=bool, count=n)
-        logged = np.fromiter((i in flat for i in ids), dtype=bool, count=n)
-        drop = is_flat & (reason == "")
-        reason[drop] = REASONS[1]
+        state = ids.map(flat)  # True: flat, False: spread, NaN: not in the log
+        logged = state.notna().to_numpy()
+        drop = (state == True).to_numpy() & (why == 0)  # noqa: E712  (elementwise)
+        why[drop] = 2
         stages["difficulty"] = {
             "log lines": groups.n_lines,
             "ids in log": len(flat),
@@ -877,7 +890,7 @@ def select_table(
         t = time.perf_counter()
         corr = load_correctness(config.correctness, config.threshold_km)
         hotspots = pick_hotspots(corr, config.n_hotspots, config.seed)
-        cand = reason == ""
+        cand = why == 0
         mask, _ = near_any(
             np.where(cand, lat, np.nan),
             np.where(cand, lon, np.nan),
@@ -885,7 +898,7 @@ def select_table(
             hotspots["lon"],
             config.radius_km,
         )
-        reason[mask] = REASONS[2]
+        why[mask] = 3
         stages["hard set"] = {
             "evaluated images": len(corr),
             "correct (<= threshold)": int(corr["correct"].sum()),
@@ -897,44 +910,37 @@ def select_table(
         timings["hard_set_s"] = time.perf_counter() - t
 
     # 3. caps
-    for key, cap, why in (
-        ("country_code", config.max_per_country, REASONS[3]),
-        ("admin1", config.max_per_admin1, REASONS[4]),
-        ("cell", config.max_per_cell, REASONS[5]),
+    for key, cap, code in (
+        ("country_code", config.max_per_country, 4),
+        ("admin1", config.max_per_admin1, 5),
+        ("cell", config.max_per_cell, 6),
     ):
         if cap is None:
             continue
-        keys = labels[key].to_numpy()
-        if key == "admin1":  # admin1 names repeat across countries ("Limburg"): key on both
-            keys = (labels["country_code"].astype(str) + "|" + labels["admin1"].astype(str)).to_numpy()
-        over = cap_groups(keys, cap, rng, reason == "")
-        reason[over] = why
-        stages[why] = int(over.sum())
+        over = cap_groups(_group_codes(labels, key), cap, rng, why == 0)
+        why[over] = code
+        stages[REASONS[code - 1]] = int(over.sum())
 
     # 4. fill to the target size
     if config.target is not None:
-        cand = np.flatnonzero(reason == "")
+        cand = np.flatnonzero(why == 0)
         if config.target < cand.size:
-            levels = []
-            for key in config.balance_by:
-                col = labels[key].to_numpy()
-                if key == "admin1":
-                    col = (labels["country_code"].astype(str) + "|" + labels["admin1"].astype(str)).to_numpy()
-                levels.append(col[cand])
+            levels = [_group_codes(labels, key)[cand] for key in config.balance_by]
             chosen = cand[balanced_sample(levels, config.target, rng)]
             not_drawn = np.setdiff1d(cand, chosen, assume_unique=True)
-            reason[not_drawn] = REASONS[6]
+            why[not_drawn] = 7
             stages[REASONS[6]] = int(not_drawn.size)
         else:
             stages[REASONS[6]] = 0
             if config.target > cand.size:
                 log(f"target {config.target} > {cand.size} rows left after filtering: all are kept")
 
-    rows = np.flatnonzero(reason == "").astype(np.int64)
+    rows = np.flatnonzero(why == 0).astype(np.int64)
     stages["selected rows"] = int(rows.size)
     report = build_report(labels, valid, rows, stages, config, hotspots)
     report["timings"] = {**timings, "total_s": time.perf_counter() - t0}
     report["coordinate problems"] = len(lat_bad) + len(lon_bad)
+    reason = np.array(["", *REASONS], dtype=object)[why]
     return SelectResult(rows=rows, reason=reason, report=report, hotspots=hotspots)
 
 
@@ -943,9 +949,9 @@ def select_table(
 # ---------------------------------------------------------------------------
 
 
-def _counts(values: Iterable[Any]) -> dict[str, int]:
-    c = Counter(str(v) for v in values if v not in ("", None))
-    return dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+def _counts(values: pd.Series) -> dict[str, int]:
+    c = _value_counts(values)
+    return dict(sorted(((str(k), int(v)) for k, v in c.items()), key=lambda kv: (-kv[1], kv[0])))
 
 
 def build_report(
@@ -961,8 +967,8 @@ def build_report(
 
     before = labels[valid]
     after = labels.iloc[rows]
-    countries_before = sorted(set(before["country_code"]) - {""})
-    cells_before = sorted(set(before["cell"]) - {-1})
+    countries_before = sorted(str(k) for k in _value_counts(before["country_code"]).index)
+    cells_before = sorted(int(k) for k in _value_counts(before["cell"]).index)
     cont_b, cont_a = _counts(before["continent"]), _counts(after["continent"])
     cc_b, cc_a = _counts(before["country_code"]), _counts(after["country_code"])
     return {
@@ -977,13 +983,13 @@ def build_report(
         },
         "distribution": {
             "countries": {
-                "before": distribution(before["country_code"].to_numpy(), countries_before),
-                "after": distribution(after["country_code"].to_numpy(), countries_before),
+                "before": distribution(before["country_code"], countries_before),
+                "after": distribution(after["country_code"], countries_before),
             },
             "geocells": {
                 "cell_km": config.cell_km,
-                "before": distribution(before["cell"].to_numpy(), cells_before),
-                "after": distribution(after["cell"].to_numpy(), cells_before),
+                "before": distribution(before["cell"], cells_before),
+                "after": distribution(after["cell"], cells_before),
             },
         },
         "n_hotspots": 0 if hotspots is None else len(hotspots),
