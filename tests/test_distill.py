@@ -336,6 +336,15 @@ def test_decide_rules() -> None:
         decide({"truth": truth, "image_error": "truncated", "teachers": []}, FilterConfig()).reason
         == "image unreadable"
     )
+    unreadable = {**_out("a", None, None, None), "completion": "\n\n\n"}
+    rec7 = {"truth": truth, "teachers": [unreadable, _out("b", "France", "Paris", 3.0)]}
+    assert decide(rec7, FilterConfig()).reason == "no usable answer"
+    assert decide(rec7, FilterConfig(min_agree=1)).kept
+    no_city = {**_out("a", "France", None, None)}
+    assert (
+        decide({"truth": truth, "teachers": [no_city]}, FilterConfig(agree_on="city")).reason
+        == "no usable answer"
+    )
     no_text = {**_out("a", "France", "Paris", 3.0), "reasoning": None}
     assert decide({"truth": truth, "teachers": [no_text]}, FilterConfig()).reason == "no reasoning"
 

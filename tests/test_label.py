@@ -169,6 +169,21 @@ def test_gzipped_csv_and_no_errors_file_when_clean(tmp_path: Path) -> None:
     assert pcsv.read_csv(out).column("country_code").to_pylist() == ["FR", "GB"]
 
 
+def test_malformed_csv_lines_are_reported(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("IMG_ID,LAT,LON\na,48.8566,2.3522\nb,1,2,3\nc\nd,51.5074,-0.1278\n")
+    s = label_table(src, tmp_path / "out.csv", progress=False)
+    assert s.n_rows == 2 and s.n_malformed == 2 and s.n_bad == 0
+    assert pcsv.read_csv(tmp_path / "out.csv").column("IMG_ID").to_pylist() == ["a", "d"]
+    with errors_path_for(tmp_path / "out.csv").open() as f:
+        errs = list(csv.DictReader(f))
+    assert [e["reason"] for e in errs] == [
+        "malformed CSV line (3 fields expected, 4 found; not in the output): 'b,1,2,3'",
+        "malformed CSV line (3 fields expected, 1 found; not in the output): 'c'",
+    ]
+    assert s.bad_by_reason == {"malformed CSV line (not in the output)": 2}
+
+
 def test_column_problems_are_clear_errors(tmp_path: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_text("IMG_ID,LAT,LON,city\na,48.8566,2.3522,Paris\n")

@@ -263,6 +263,16 @@ def test_convert_trl_completion_logs(tmp_path: Path) -> None:
         {"id": "x", "step": 2, "rewards": [0.6, 1.4, 0.5]},
     ]
     assert load_rollouts(out).flat() == {"x": False, "y": False}
+    # the same through the CLI
+    from georeason.cli import app
+    from georeason.commands import data_scale  # noqa: F401  (registers `data rollouts`)
+
+    cli_out = tmp_path / "cli.jsonl"
+    args = ["data", "rollouts", str(comp), "--out", str(cli_out), "--reward", "geor", "--reward", "format",
+            "--weight", "1", "--weight", "0.5"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "3 reward groups" in res.output and cli_out.read_text() == out.read_text()
     assert load_rollouts(out).flat(mode="all") == {"x": False, "y": False}
     pd.DataFrame(
         {"step": [1], "prompt": ["p"], "completion": ["c"], "geor": [1.0], "advantage": [0.0]}
@@ -388,6 +398,8 @@ def test_select_difficulty_and_csv(labelled: tuple[Path, pd.DataFrame], tmp_path
     _, df = labelled
     csv_in = tmp_path / "in.csv"
     df.head(50).to_csv(csv_in, index=False)
+    with csv_in.open("a") as f:
+        f.write("broken,line\n")  # wrong number of fields: left out and counted
     ids = df["IMG_ID"].head(50).tolist()
     log = tmp_path / "rollouts.jsonl"
     flat = set(ids[:10])
@@ -404,6 +416,7 @@ def test_select_difficulty_and_csv(labelled: tuple[Path, pd.DataFrame], tmp_path
     assert sel["IMG_ID"].tolist() == [i for i in ids if i not in flat]
     st = res.report["stages"]["difficulty"]
     assert st["dropped (flat groups)"] == 10 and st["rows not in log (kept)"] == 20
+    assert res.report["stages"]["malformed CSV lines (left out)"] == 1
     with pytest.raises(SelectError, match="input's format"):
         run_select(csv_in, tmp_path / "sel.parquet", SelectConfig(), plot=False)
 

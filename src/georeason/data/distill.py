@@ -24,7 +24,10 @@ Per image and teacher (teachers run concurrently, each on a batch of images):
 Then a sample is **kept** when (reasons for dropping, checked in this order):
 
 - ``image unreadable``;
-- ``teachers failed``: fewer than M teachers returned an answer;
+- ``teachers failed``: fewer than M teachers returned an answer (backend errors);
+- ``no usable answer``: fewer than M answers name a country (and a city, with
+  ``agree_on="city"``) that the GLOBE parser can read — a teacher that ignores
+  the format, not a disagreement;
 - ``not locatable`` / ``no locatability judgement``: with ``min_locatability``
   set, the mean P(yes) over the teachers that judged is below it, or none judged;
 - ``teachers disagree``: no ``M`` teachers name the same country (``agree_on=
@@ -108,6 +111,7 @@ TRUTH_LEVELS = ("country", "city", "none")
 DROP_REASONS = (
     "image unreadable",
     "teachers failed",
+    "no usable answer",
     "no locatability judgement",
     "not locatable",
     "teachers disagree",
@@ -536,6 +540,12 @@ def decide(record: Mapping[str, Any], config: FilterConfig) -> Decision:
     answered = [i for i, t in enumerate(outs) if t.get("completion") is not None]
     if len(answered) < m:
         dec.reason = "teachers failed"
+        return dec
+    usable = [
+        i for i in answered if _country_key(outs[i]) and (config.agree_on == "country" or outs[i].get("city"))
+    ]
+    if len(usable) < m:
+        dec.reason = "no usable answer"
         return dec
     if config.min_locatability is not None:
         if loc is None:

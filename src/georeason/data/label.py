@@ -23,8 +23,10 @@ on_land        the point lies on a country polygon (False: sea/coast, nearest co
 Bad rows are never dropped and never silent. A row whose latitude or longitude
 is missing, not a number, not finite or out of range is **kept** in the output
 with empty labels (``on_land`` null) and listed in ``OUT.errors.csv`` (``row``:
-0-based row number in the input, ``id``, ``reason``); the counts per reason are
-returned and printed by ``georeason data label``.
+0-based position in the output table, ``id``, ``reason``); the counts per reason
+are returned and printed by ``georeason data label``. A CSV line with the wrong
+number of fields cannot be a row of the table: it is left out of the output and
+listed in the errors file with its text (``row`` and ``id`` empty).
 
 Formats, by extension: ``.csv`` (optionally ``.csv.gz`` in) and ``.parquet``.
 CSV columns are carried as **text** (exactly as written: IDs with leading
@@ -225,10 +227,30 @@ class _CountingFile:
             return 0
 
 
-def _csv_batches(path: Path, chunk_size: int) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
-    """(schema, record batches, bytes-read probe, total bytes) of a CSV read as text columns."""
+def _csv_batches(
+    path: Path, chunk_size: int, malformed: list[str] | None = None
+) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
+    """(schema, record batches, bytes-read probe, total bytes) of a CSV read as text columns.
+
+    Lines with the wrong number of fields cannot be a row of the table: they are
+    skipped by the reader and described in ``malformed`` (never silently).
+    """
+    import threading
+
     import pyarrow as pa
     import pyarrow.csv as pcsv
+
+    lock = threading.Lock()
+
+    def on_invalid(row: Any) -> str:
+        text = row.text if len(row.text) <= 200 else row.text[:200] + "..."
+        with lock:  # called from the reader's threads
+            if malformed is not None:
+                malformed.append(
+                    f"malformed CSV line ({row.expected_columns} fields expected, {row.actual_columns} found; "
+                    f"not in the output): {text!r}"
+                )
+        return "skip"
 
     src = _CountingFile(path)
     stream: Any = pa.PythonFile(src.f, mode="r")
@@ -236,7 +258,9 @@ def _csv_batches(path: Path, chunk_size: int) -> tuple[Any, Iterator[Any], Calla
         stream = pa.CompressedInputStream(stream, "gzip")
     # Header first, to type every column as text (see the module docstring).
     header_reader = pcsv.open_csv(
-        str(path), read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False)
+        str(path),
+        read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: "skip"),  # counted by the real pass
     )
     names = header_reader.schema.names
     header_reader.close()
@@ -244,6 +268,7 @@ def _csv_batches(path: Path, chunk_size: int) -> tuple[Any, Iterator[Any], Calla
     reader = pcsv.open_csv(
         stream,
         read_options=pcsv.ReadOptions(block_size=block, use_threads=True),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pcsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
         ),
@@ -378,6 +403,7 @@ class LabelSummary:
     seconds: float
     columns: dict[str, str | None]
     n_on_land: int = 0
+    n_malformed: int = 0  # CSV lines with the wrong number of fields: reported, not in the output
     n_countries: int = 0
     countries: dict[str, int] = field(default_factory=dict)
 
@@ -452,8 +478,9 @@ def label_table(
         raise LabelError("the output must be another file than the input")
     out_p.parent.mkdir(parents=True, exist_ok=True)
 
+    malformed: list[str] = []
     if in_fmt == "csv":
-        schema, batches, position, total = _csv_batches(src_p, chunk_size)
+        schema, batches, position, total = _csv_batches(src_p, chunk_size, malformed)
         unit = "bytes"
     else:
         schema, batches, position, total = _parquet_batches(src_p, chunk_size)
@@ -491,7 +518,7 @@ def label_table(
     show = sys.stderr.isatty() if progress is None else progress
     bar = _Progress(total, unit, show, log)
     writer = _Writer(out_p, out_fmt, out_schema)
-    n_rows = n_bad = n_land = 0
+    n_rows = n_bad = n_land = n_malformed = 0
     reasons: Counter[str] = Counter()
     countries: Counter[str] = Counter()
     ok = False
@@ -499,7 +526,17 @@ def label_table(
         with err_tmp.open("w", encoding="utf-8", newline="") as ef:
             ew = csv.writer(ef)
             ew.writerow(["row", "id", "reason"])
+
+            def flush_malformed() -> int:
+                lines = malformed[:]
+                del malformed[: len(lines)]
+                for why in lines:
+                    ew.writerow(["", "", why])
+                    reasons["malformed CSV line (not in the output)"] += 1
+                return len(lines)
+
             for batch in _slices(batches, chunk_size):
+                n_malformed += flush_malformed()
                 lab = label_arrays(batch.column(lat_name), batch.column(lon_name), lat_name, lon_name)
                 arrays = []
                 for n in keep:
@@ -524,12 +561,13 @@ def label_table(
                         countries[item["values"]] += int(item["counts"])
                 n_land += int(lab.columns["on_land"].true_count)
                 n_rows += batch.num_rows
-                bar.update(position(), n_rows, n_bad)
+                bar.update(position(), n_rows, n_bad + n_malformed)
+            n_malformed += flush_malformed()
         ok = True
     finally:
         bar.close()
         writer.close(ok)
-        if ok and n_bad:
+        if ok and (n_bad or n_malformed):
             os.replace(err_tmp, err_path)
         else:
             err_tmp.unlink(missing_ok=True)
@@ -539,13 +577,14 @@ def label_table(
     return LabelSummary(
         input=str(src_p),
         output=str(out_p),
-        errors_path=str(err_path) if n_bad else None,
+        errors_path=str(err_path) if (n_bad or n_malformed) else None,
         n_rows=n_rows,
         n_bad=n_bad,
         bad_by_reason=dict(reasons.most_common()),
         seconds=seconds,
         columns={"id": id_name, "lat": lat_name, "lon": lon_name},
         n_on_land=n_land,
+        n_malformed=n_malformed,
         n_countries=len(countries),
         countries=dict(countries.most_common()),
     )

@@ -635,6 +635,7 @@ class LoadedTable:
     lat_col: str
     lon_col: str
     split: str | None = None
+    malformed: list[str] = field(default_factory=list)  # CSV lines with the wrong number of fields (left out)
 
     def __len__(self) -> int:
         return int(self.data.num_rows)
@@ -671,6 +672,7 @@ def load_table(
 
     p = Path(path).expanduser()
     split_name: str | None = None
+    malformed: list[str] = []
     if p.is_dir():
         import datasets
 
@@ -687,15 +689,26 @@ def load_table(
         if kind == "csv":
             import pyarrow.csv as pcsv
 
-            header = pcsv.open_csv(str(p))
+            skip = pcsv.ParseOptions(invalid_row_handler=lambda row: "skip")
+            header = pcsv.open_csv(str(p), parse_options=skip)
             names = header.schema.names
             header.close()
+
+            def on_invalid(row: Any) -> str:
+                malformed.append(str(row.text)[:200])
+                return "skip"
+
             data = pcsv.read_csv(
                 str(p),
+                parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
                 convert_options=pcsv.ConvertOptions(
                     column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
                 ),
             )
+            if malformed:
+                logger.warning(
+                    "%s: %d malformed CSV lines left out, e.g. %r", p, len(malformed), malformed[0]
+                )
         else:
             import pyarrow.parquet as pq
 
@@ -707,7 +720,9 @@ def load_table(
     lac = detect_column(names, lat_col, LAT_CANDIDATES, "latitude")
     loc = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
     assert lac is not None and loc is not None
-    return LoadedTable(kind=kind, data=data, id_col=idc, lat_col=lac, lon_col=loc, split=split_name)
+    return LoadedTable(
+        kind=kind, data=data, id_col=idc, lat_col=lac, lon_col=loc, split=split_name, malformed=malformed
+    )
 
 
 def write_selected(table: LoadedTable, rows: NDArray[np.int64], out: str | os.PathLike[str]) -> Path:
@@ -857,6 +872,8 @@ def select_table(
     labels = _labels(table, config.label_prefix, np.where(valid, lat, np.nan), np.where(valid, lon, np.nan))
     labels["cell"] = geocell_ids(lat, lon, config.cell_km)
     stages: dict[str, Any] = {"input rows": n, "invalid coordinates": int((~valid).sum())}
+    if table.malformed:
+        stages["malformed CSV lines (left out)"] = len(table.malformed)
     timings: dict[str, float] = {}
 
     # 1. difficulty
