@@ -130,8 +130,13 @@ SIGN_SHAPES = ("circle", "triangle", "square", "diamond", "cross")
 GLYPHS = ("tower", "dome", "arch", "pyramid", "twin towers", "spire", "bridge", "pagoda")
 
 # Road tint: red channel = how far north, blue channel = how far east in the country's box.
-# 176 levels per axis; green is fixed so the road never looks like a palette colour.
-TINT_LOW, TINT_SPAN, TINT_GREEN = 40, 175, 90
+# 176 levels per axis; green is fixed and low (every palette's ground and sky has green
+# >= 84), so a road of any tint never looks like bare ground.
+TINT_LOW, TINT_SPAN, TINT_GREEN = 40, 175, 30
+# The road fills the bottom quarter, full width and at a fixed height: for sides that are
+# multiples of 56 it is whole rows of 14-pixel patches, so a patch embedding reads its
+# colour without mixing it with the ground (the tint is the one clue read as a number).
+ROAD_TOP = 0.75
 
 # Countries tried for the world, best first per continent: countries with several
 # admin1 regions that each hold well-separated cities (>= 15k inhabitants). The
@@ -721,7 +726,8 @@ def _draw_distractor(
         else:
             w = float(rng.uniform(0.07, 0.14))
             h = w * (1.6 if kind == "tree" else 0.8 if kind == "house" else 0.45)
-            x, y = float(rng.uniform(0.0, 1.0 - w)), float(rng.uniform(horizon + 0.02, 0.8 - h))
+            top = float(rng.uniform(horizon + 0.01, max(horizon + 0.011, ROAD_TOP - 0.01 - h)))
+            x, y = float(rng.uniform(0.0, 1.0 - w)), top
         box = (x, y, x + w, y + h)
         if not any(_overlaps(box, b) for b in avoid):
             break
@@ -788,9 +794,9 @@ def render_image(
 
     Layout (fractions of the side; each clue jitters a little): banner top-left
     in the sky, landmark on the horizon right of centre, sign on a pole at the
-    left of the ground, road across the bottom. ``occluded`` clues are drawn and
-    then hidden entirely (they are not in ``clues``' legible set); ``partial``
-    ones get a <= 25% occluder and stay legible.
+    left of the ground, road filling the bottom quarter (fixed height).
+    ``occluded`` clues are drawn and then hidden entirely (they are not in
+    ``clues``' legible set); ``partial`` ones get a <= 25% occluder and stay legible.
     """
     if image_size < 28:
         raise ValueError(f"image_size must be >= 28 pixels, got {image_size}")
@@ -812,13 +818,13 @@ def render_image(
     # clue boxes (unit coordinates), drawn only if legible or to be occluded
     bx, by = float(rng.uniform(0.03, 0.09)), float(rng.uniform(0.04, 0.1))
     banner_box = (bx, by, bx + float(rng.uniform(0.3, 0.34)), by + float(rng.uniform(0.19, 0.23)))
-    lw, lh = float(rng.uniform(0.24, 0.28)), float(rng.uniform(0.28, 0.34))
+    lw, lh = float(rng.uniform(0.28, 0.32)), float(rng.uniform(0.32, 0.38))
     lx = float(rng.uniform(0.62, 0.7)) - lw / 2
     landmark_box = (lx, horizon - lh, lx + lw, horizon + 0.005)
     sr = float(rng.uniform(0.075, 0.09))
-    scx, scy = float(rng.uniform(0.17, 0.23)), float(rng.uniform(horizon + 0.12, horizon + 0.17))
+    scx, scy = float(rng.uniform(0.17, 0.23)), float(rng.uniform(horizon + 0.1, horizon + 0.14))
     sign_box = (scx - sr * 1.25, scy - sr * 1.25, scx + sr * 1.25, scy + sr * 1.25)
-    road_top = float(rng.uniform(0.79, 0.82))
+    road_top = ROAD_TOP
 
     drawn = set(clues.legible) | set(occluded)
     avoid = [
@@ -832,7 +838,8 @@ def render_image(
 
     if "tint" in drawn:
         lvl = clues.tint_level or tint_of(world, p.country_code, clues.lat, clues.lon)
-        cv.poly([(0.33, road_top), (0.67, road_top), (1.05, 1.0), (-0.05, 1.0)], (lvl[0], TINT_GREEN, lvl[1]))
+        cv.rect((0.0, road_top, 1.0, 1.0), (lvl[0], TINT_GREEN, lvl[1]))
+        cv.rect((0.0, road_top, 1.0, road_top + 0.012), (215, 215, 215))  # kerb: "a road is here"
     if "landmark" in drawn:
         _draw_parts(cv, _glyph_parts(p.glyph), landmark_box, _jitter_rgb(rng, (52, 52, 62), 6))
     if "banner" in drawn:
@@ -1048,8 +1055,9 @@ def oracle_predict(world: SyntheticWorld, clues: Clues, mode: str = "reader") ->
       city nearest to the position the tint encodes: still a seen city, but
       chosen with the continuous clue; otherwise as ``namer``;
     - ``"reader"``: if the country is certain and the tint legible, the
-      position the tint encodes (error: colour quantisation only, a few km);
-      otherwise as ``namer``. This is the ceiling.
+      position the tint encodes (error: colour quantisation only, a few km),
+      pulled within ``jitter_km`` of the city when the landmark names a seen
+      city; otherwise as ``namer``. This is the ceiling.
 
     Clue-less images get the medoid of all training cities.
     """
@@ -1075,6 +1083,19 @@ def oracle_predict(world: SyntheticWorld, clues: Clues, mode: str = "reader") ->
         near = cand[int(np.argmin(d))]
         if mode == "snap":
             return OraclePrediction(near.lat, near.lon, cc, near.admin1, near.city)
+        lat0, lat1, lon0, lon1 = world.tint_boxes[cc]
+        half_cell_km = (
+            0.5
+            * _KM_PER_DEG
+            * math.hypot((lat1 - lat0) / TINT_SPAN, (lon1 - lon0) / TINT_SPAN * math.cos(math.radians(lat)))
+        )
+        if len(cand) == 1 and world.jitter_km < d[0] <= world.jitter_km + half_cell_km + 1.0:
+            # the landmark names a seen city and the tint agrees with it: the photo lies within
+            # jitter_km of that city, so pull the decoded point onto its disk (the tint cell can
+            # be wider). A tint that disagrees means the landmark match was a coincidence (a
+            # glyph reused by another city): trust the tint.
+            f = world.jitter_km / float(d[0])
+            lat, lon = near.lat + f * (lat - near.lat), near.lon + f * (lon - near.lon)
         return OraclePrediction(lat, lon, cc, near.admin1, near.city)
     m = _medoid(cand)
     return OraclePrediction(m.lat, m.lon, m.country_code, m.admin1, m.city)
