@@ -522,6 +522,38 @@ def test_distill_failures_are_recorded_not_fatal(
     assert s3.n_kept == 4
 
 
+def test_distill_mp16_layout(
+    rows: list[dict[str, Any]], server: tuple[str, FixedAnswers], tmp_path: Path
+) -> None:
+    """MP-16's CSV: IMG_ID is the image path (under --image-root) and the id; no labels (reverse-geocoded)."""
+    from typer.testing import CliRunner
+
+    from georeason.cli import app
+    from georeason.commands import data_scale  # noqa: F401  (registers `data distill`)
+
+    url, _ = server
+    root = tmp_path / "mp16-images"
+    lines = ["IMG_ID,AUTHOR,LAT,LON"]
+    for r in rows[:3]:
+        rel = f"{r['id'][-2:]}/{r['id']}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(r["image"]["bytes"])
+        lines.append(f"{rel},someone,{r['lat']},{r['lon']}")
+    (tmp_path / "mp16.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    args = ["data", "distill", str(tmp_path / "mp16.csv"), "--out", str(out), "--image-root", str(root),
+            "--teacher", f"openai:{url}:truth", "--truth-level", "country", "--max-new-tokens", "64"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "kept 3" in res.output
+    ds = datasets.load_from_disk(str(out / "dataset"))["train"]
+    assert ds["id"] == [line.split(",")[0] for line in lines[1:]]
+    assert all(Path(p).is_file() for p in ds["image"])
+    assert ds["country_code"] == [r["country_code"] for r in rows[:3]]  # reverse-geocoded truth
+    rec = _records(out)[0]
+    assert rec["truth"]["source"] == "reverse_geocode"
+
+
 # ---------------------------------------------------------------------------
 # kill and resume (a real CLI process, SIGKILL)
 # ---------------------------------------------------------------------------

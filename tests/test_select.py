@@ -441,6 +441,22 @@ def test_select_datasets_folder_and_cli(tmp_path: Path) -> None:
     src = datasets.load_from_disk(str(tmp_path / "world"))["train"]
     assert set(dd["train"]["id"]) <= set(src["id"])
     assert dd["train"].features["image"] == src.features["image"]  # images kept as they were
+
+    # a folder whose images are paths relative to it: the selection elsewhere gets absolute paths
+    rel = tmp_path / "rel"
+    paths_ds = src.select(range(6)).remove_columns("image")
+    paths_ds = paths_ds.add_column("image", [f"imgs/{i}.png" for i in paths_ds["id"]])
+    datasets.DatasetDict({"train": paths_ds}).save_to_disk(str(rel))
+    (rel / "imgs").mkdir()
+    for r in src.select(range(6)).cast_column("image", datasets.Image(decode=False)):
+        (rel / "imgs" / f"{r['id']}.png").write_bytes(r["image"]["bytes"])
+    res = CliRunner().invoke(app, ["data", "select", str(rel), "--out", str(tmp_path / "sel2"), "--no-plot"])
+    assert res.exit_code == 0, res.output
+    from georeason.train.data import load_geo_dataset
+
+    loaded, skipped = load_geo_dataset(tmp_path / "sel2")
+    assert len(loaded) == 6 and len(skipped) == 0
+
     res = CliRunner().invoke(
         app, ["data", "select", str(tmp_path / "world"), "--out", str(out), "--balance-by", "planet"]
     )

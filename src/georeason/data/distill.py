@@ -1281,15 +1281,17 @@ def finalize(
     drop = [c for c in ds.column_names if c in _OUTPUT_COLUMNS]
     ds = ds.remove_columns(drop)
     renames = {data.image_col: "image", data.lat_col: "lat", data.lon_col: "lon"}
-    if data.id_col:
-        renames[data.id_col] = "id"
+    # MP-16's IMG_ID is both the id and the image path: then "id" is added as a copy
+    id_separate = bool(data.id_col) and data.id_col != data.image_col
+    if id_separate:
+        renames[str(data.id_col)] = "id"
     renames = {a: b for a, b in renames.items() if a != b}
     clash = [b for b in renames.values() if b in ds.column_names and b not in renames]
     if clash:
         ds = ds.remove_columns(clash)
     if renames:
         ds = ds.rename_columns(renames)
-    if not data.id_col:
+    if not id_separate:
         ds = ds.add_column("id", [data.ids[i] for i in kept_rows])
     if data.path_images:
         # Absolute paths: the dataset folder is elsewhere than the input's, so relative paths would break.

@@ -636,6 +636,7 @@ class LoadedTable:
     lon_col: str
     split: str | None = None
     malformed: list[str] = field(default_factory=list)  # CSV lines with the wrong number of fields (left out)
+    root: Path | None = None  # the datasets folder (relative image paths are relative to it)
 
     def __len__(self) -> int:
         return int(self.data.num_rows)
@@ -721,7 +722,14 @@ def load_table(
     loc = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
     assert lac is not None and loc is not None
     return LoadedTable(
-        kind=kind, data=data, id_col=idc, lat_col=lac, lon_col=loc, split=split_name, malformed=malformed
+        kind=kind,
+        data=data,
+        id_col=idc,
+        lat_col=lac,
+        lon_col=loc,
+        split=split_name,
+        malformed=malformed,
+        root=p if kind == "datasets" else None,
     )
 
 
@@ -738,6 +746,26 @@ def write_selected(table: LoadedTable, rows: NDArray[np.int64], out: str | os.Pa
         import datasets
 
         sel = table.data.select(idx.tolist())
+        if (
+            table.root is not None
+            and "image" in sel.column_names
+            and not isinstance(sel.features["image"], datasets.Image)
+        ):
+            # Image paths relative to the input folder would break in the output folder
+            # (train's loader resolves them against the dataset's own folder): make them absolute.
+            root = table.root
+
+            def absolute(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+                return {
+                    "image": [
+                        p
+                        if not isinstance(p, str) or not p or Path(p).is_absolute()
+                        else str((root / p).resolve())
+                        for p in batch["image"]
+                    ]
+                }
+
+            sel = sel.map(absolute, batched=True)
         tmp = out_p.with_name(out_p.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         if table.split is not None:
