@@ -1124,10 +1124,12 @@ def plot_selection_map(
     seed: int = 0,
 ) -> Path:
     """Rows before (grey) and after (blue) the selection and the hotspots (red) on country outlines."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
-    from georeason.eval.plots import _figure, _save, world_outlines
+    from georeason.eval.plots import world_outlines
 
     rng = np.random.default_rng(seed)
     valid = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
@@ -1136,7 +1138,8 @@ def plot_selection_map(
         return np.sort(rng.choice(idx, size=max_points, replace=False)) if idx.size > max_points else idx
 
     b, a = sample(valid), sample(rows)
-    fig = _figure(11.0, 5.8)
+    fig = Figure(figsize=(11.0, 5.8), dpi=110)  # the object API: no global backend, thread-safe
+    FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_facecolor("#eef4f8")
     ax.add_collection(
@@ -1164,7 +1167,10 @@ def plot_selection_map(
     ax.legend(
         handles=handles, loc="lower left", fontsize=7, framealpha=0.9, title="rows" + shown, title_fontsize=7
     )
-    return _save(fig, path)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png", bbox_inches="tight")
+    return out
 
 
 def report_paths(out: str | os.PathLike[str]) -> dict[str, Path]:
