@@ -1146,14 +1146,14 @@ def plot_selection_map(
         PolyCollection(world_outlines(), facecolors="#f4f1ea", edgecolors="#b9b4a8", linewidths=0.3, zorder=1)
     )
     ax.scatter(lon[b], lat[b], s=3, color="0.6", alpha=0.5, lw=0, zorder=2)
-    ax.scatter(lon[a], lat[a], s=4, color="#1f77b4", alpha=0.8, lw=0, zorder=3)
+    ax.scatter(lon[a], lat[a], s=4, color="#1f77b4", alpha=0.9, lw=0, zorder=4)  # on top of the hotspots
     handles = [
         Line2D([], [], marker="o", ls="", color="0.6", markersize=4, label=f"before ({valid.size:,})"),
         Line2D([], [], marker="o", ls="", color="#1f77b4", markersize=4, label=f"selected ({rows.size:,})"),
     ]
     if hotspots is not None and len(hotspots):
         h = hotspots.iloc[sample(np.arange(len(hotspots)))]
-        ax.scatter(h["lon"], h["lat"], s=10, marker="x", color="#d62728", linewidths=0.7, zorder=4)
+        ax.scatter(h["lon"], h["lat"], s=6, marker="x", color="#d62728", linewidths=0.5, alpha=0.5, zorder=3)
         label = f"hotspots ({len(hotspots):,}" + (
             f", {radius_km:g} km dropped around each)" if radius_km else ")"
         )
