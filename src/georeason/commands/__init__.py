@@ -3,6 +3,7 @@
 from georeason.commands import (  # noqa: F401  (imported for their registration side effect)
     data_cmd,
     data_scale,
+    demo,
     eval_cmd,
     geo_cmd,
     locate,

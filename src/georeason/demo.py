@@ -1,0 +1,862 @@
+"""`georeason demo`: Geo-R's recipe end to end on a CPU, offline, in minutes.
+
+Reads top to bottom, like a training script:
+
+1. **World.** Draw the synthetic world (:mod:`georeason.data.synthetic`): photos
+   of real cities whose clues follow the hierarchy continent -> country ->
+   admin1 -> city, plus a continuous *road tint* that encodes where in its
+   country a photo was taken. The test split holds **held-out cities**: their
+   region is known from training, their name and landmark never are.
+2. **Model.** Build a tiny Qwen2.5-VL from scratch (:func:`georeason.models.build_tiny_vlm`):
+   random weights, a tokenizer trained on gazetteer names and the world's clue words.
+3. **SFT warm start** (TRL's ``SFTTrainer`` through :func:`georeason.train.train_sft`):
+   imitate gold Chain of Region answers ``<think>clues</think><answer>Country /
+   State / City / Coordinates</answer>``, written from the ground truth.
+4. **GRPO** (TRL's ``GRPOTrainer`` through :func:`georeason.train.train_grpo`) with
+   Geo-R's reward ``r_dist(d) x r_format`` (:func:`georeason.rewards.geor`).
+5. **Evaluate** greedy answers on the held-out cities (:func:`georeason.eval.runner.run_eval`)
+   against baselines (a random point on land, the training set's most common
+   city, the SFT model alone) and the world's oracle ceilings; write
+   ``report.md``, ``results.json`` and three PNGs (reward curve, error CDF, world map).
+
+``run_demo_seeds`` repeats 1-5 for several seeds and reports mean ± spread, and
+whether GRPO beats SFT by more than that spread.
+
+**Choices, and why** (the budget: <= 10 minutes on 2 CPU cores, no download):
+
+- *Answer format.* Geo-R's Chain of Region (``geor`` protocol), unchanged: the
+  model writes its reasoning, country, state, city and coordinates, and the
+  reward parses them with the same code as a 7B run. The ``plain`` protocol
+  (coordinates only) would halve the tokens, but then there would be no
+  region chain to reason along, and the answer would not be Geo-R's.
+- *Model size.* ~0.5M parameters, a 1,024-token vocabulary (the language head
+  is most of a tiny model's compute: 4,096 tokens made SFT ~2x slower per step
+  and it learned less in the same time), 56-px images (4 visual tokens).
+- *The world.* 12 countries x 2 regions x 5 cities = 120 cities; 1 city per
+  region is held out for the test.
+- *RL data.* Geo-R trains GRPO on "hard" samples, away from what the warm start
+  already gets right. Here: ``rl_cities_per_admin1`` training cities per region
+  are kept out of SFT and used by GRPO only, so GRPO practises exactly the test
+  situation (a known region, an unknown landmark) with a distance reward.
+- *KV cache in rollouts.* TRL saves the SFT checkpoint with ``use_cache=False``;
+  GRPO's ``generate`` then recomputes the whole prompt for every token (~25x
+  slower here), so ``generation_kwargs={"use_cache": True}`` is passed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROTOCOL = "geor"  # Geo-R's Chain of Region answer
+REWARDS = ["geor:1"]  # Geo-R's reward: r_dist(d) x r_format, one function (the paper's product)
+THRESHOLDS_KM = (1.0, 25.0, 200.0, 750.0, 2500.0)
+
+REPORT_MD = "report.md"
+RESULTS_JSON = "results.json"
+REWARD_PNG = "reward_curve.png"
+CDF_PNG = "error_cdf.png"
+MAP_PNG = "world_map.png"
+
+# Rows of the comparison table, in order.
+RANDOM_LAND = "random point on land"
+COMMON_CITY = "most common training city"
+SFT_ONLY = "SFT only"
+SFT_GRPO = "SFT + GRPO"
+ROWS = (RANDOM_LAND, COMMON_CITY, SFT_ONLY, SFT_GRPO)
+MODEL_ROWS = (SFT_ONLY, SFT_GRPO)
+ORACLES = {
+    "namer": "oracle: names the best seen city (no tint)",
+    "snap": "oracle: seen city nearest the tint",
+    "reader": "oracle: reads the tint (ceiling)",
+}
+
+# (key in a row's metrics, column header, format)
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("acc@1km", "acc@1 km", "pct"),
+    ("acc@25km", "acc@25 km", "pct"),
+    ("acc@200km", "acc@200 km", "pct"),
+    ("acc@750km", "acc@750 km", "pct"),
+    ("acc@2500km", "acc@2500 km", "pct"),
+    ("median_km", "median km", "km"),
+    ("geoscore", "GeoScore", "score"),
+    ("country_acc", "country", "pct"),
+    ("admin1_acc", "admin1", "pct"),
+    ("city_acc", "city", "pct"),
+    ("format_ok", "format ok", "pct"),
+)
+# The claim under test: GRPO beats SFT on either of these (True: higher is better).
+CLAIM_METRICS = (("acc@25km", True), ("median_km", False))
+
+Log = Callable[[str], None]
+
+
+# --------------------------------------------------------------------------------------
+# Settings
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoConfig:
+    """Every knob of the demo; the defaults are the README's run."""
+
+    out: Path = Path("runs/demo")
+    seed: int = 0
+    # --- the world (georeason.data.synthetic.generate_world)
+    n_train: int = 2000
+    n_test: int = 400
+    image_size: int = 56
+    n_countries: int = 12
+    admin1_per_country: int = 2
+    cities_per_admin1: int = 5
+    jitter_km: float = 5.0
+    # --- the model (georeason.models.build_tiny_vlm)
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    vocab_size: int = 1024
+    # --- SFT warm start
+    sft_steps: int = 500
+    sft_batch_size: int = 16
+    sft_lr: float = 3e-3
+    # --- GRPO
+    rl_cities_per_admin1: int = 1  # training cities kept out of SFT, for GRPO only ("hard" RL data)
+    grpo_steps: int = 200
+    num_generations: int = 8
+    grpo_images_per_step: int = 2
+    grpo_lr: float = 3e-5
+    beta: float = 0.0  # no KL term: no reference model to run on the CPU
+    temperature: float = 1.0
+    scale_rewards: str = "group"
+    max_completion_length: int = 100  # gold answers: ~65 tokens, the longest ~85
+    # --- evaluation
+    eval_batch_size: int = 50
+    max_new_tokens: int = 100
+    eval_seen: int = 200  # also evaluate on this many training photos (0: skip)
+    progress: bool = True
+
+    @property
+    def n_places(self) -> int:
+        return self.n_countries * self.admin1_per_country * self.cities_per_admin1
+
+    def check(self) -> None:
+        """Clear errors for settings that cannot work."""
+        if self.grpo_steps < 1 or self.sft_steps < 1:
+            raise ValueError("sft_steps and grpo_steps must be >= 1")
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be >= 2: GRPO's advantage compares answers within a group")
+        if self.rl_cities_per_admin1 < 0:
+            raise ValueError("rl_cities_per_admin1 must be >= 0")
+        n_test = max(1, round(0.25 * self.cities_per_admin1))
+        if self.cities_per_admin1 - n_test - self.rl_cities_per_admin1 < 1:
+            raise ValueError(
+                f"cities_per_admin1={self.cities_per_admin1} leaves no SFT city per region after {n_test} "
+                f"held out and {self.rl_cities_per_admin1} for GRPO; raise cities_per_admin1 or lower "
+                "rl_cities_per_admin1"
+            )
+        if self.max_completion_length < 16 or self.max_new_tokens < 16:
+            raise ValueError("max_completion_length and max_new_tokens must be >= 16")
+
+
+def quick_config(out: Path = Path("runs/demo"), seed: int = 0) -> DemoConfig:
+    """Every stage, a few steps each (tests and smoke checks; the numbers mean nothing)."""
+    return DemoConfig(
+        out=out,
+        seed=seed,
+        n_train=64,
+        n_test=24,
+        n_countries=6,
+        cities_per_admin1=3,
+        hidden_size=32,
+        num_hidden_layers=1,
+        vocab_size=600,
+        sft_steps=6,
+        sft_batch_size=8,
+        grpo_steps=2,
+        num_generations=4,
+        grpo_images_per_step=1,
+        max_completion_length=48,
+        eval_batch_size=24,
+        max_new_tokens=48,
+        eval_seen=8,
+    )
+
+
+def _cpu_args(cfg: DemoConfig, logging_steps: int) -> dict[str, Any]:
+    """TrainingArguments of a CPU run: fp32 (bf16 autocast is slower on CPUs), no
+    checkpoints (the run is minutes long), no tracker (train_log.jsonl keeps the logs)."""
+    return {
+        "use_cpu": True,
+        "bf16": False,
+        "activation_checkpointing": False,
+        "dataloader_num_workers": 0,
+        "report_to": [],
+        "save_strategy": "no",
+        "logging_steps": logging_steps,
+        "disable_tqdm": not cfg.progress,
+        "seed": cfg.seed,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# 1. The world
+# --------------------------------------------------------------------------------------
+
+
+def make_demo_world(cfg: DemoConfig) -> Any:
+    """Generate the synthetic world, save it to ``out/world``; return the :class:`SyntheticData`."""
+    from georeason.data.synthetic import generate_world, save_world
+
+    data = generate_world(
+        cfg.n_train,
+        cfg.n_test,
+        seed=cfg.seed,
+        image_size=cfg.image_size,
+        n_places=cfg.n_places,
+        n_countries=cfg.n_countries,
+        admin1_per_country=cfg.admin1_per_country,
+        jitter_km=cfg.jitter_km,
+    )
+    save_world(data, cfg.out / "world")
+    return data
+
+
+def split_training_cities(data: Any, cfg: DemoConfig) -> tuple[Path, list[str]]:
+    """Write the SFT and GRPO training sets (splits ``sft`` / ``rl``) to ``out/train_data``.
+
+    With ``rl_cities_per_admin1 = k > 0``, k training cities per region are kept out
+    of SFT and given to GRPO only: Geo-R's "hard" RL data (places the warm-started
+    model cannot name), which look to it like the held-out test cities do. With
+    k = 0 both stages see every training photo. Returns the folder and the RL cities.
+    """
+    from datasets import DatasetDict
+
+    train = data.datasets["train"]
+    out = cfg.out / "train_data"
+    k = cfg.rl_cities_per_admin1
+    if k == 0:
+        DatasetDict({"sft": train, "rl": train}).save_to_disk(str(out))
+        return out, []
+    rng = np.random.default_rng([cfg.seed, 11])  # its own stream: the world's draws stay as they are
+    regions: dict[tuple[str, str], list[str]] = {}
+    for p in data.world.split_places("train"):
+        regions.setdefault((p.country_code, p.admin1), []).append(p.city)
+    rl: set[tuple[str, str, str]] = set()
+    for (cc, a1), cities in sorted(regions.items()):
+        for j in rng.permutation(len(cities))[:k]:
+            rl.add((cc, a1, cities[j]))
+    keys = zip(train["country_code"], train["admin1"], train["city"], strict=True)
+    is_rl = np.array([key in rl for key in keys])
+    DatasetDict(
+        {
+            "sft": train.select(np.flatnonzero(~is_rl).tolist()),
+            "rl": train.select(np.flatnonzero(is_rl).tolist()),
+        }
+    ).save_to_disk(str(out))
+    return out, sorted(f"{city} ({cc})" for cc, _, city in rl)
+
+
+# --------------------------------------------------------------------------------------
+# 2. The model
+# --------------------------------------------------------------------------------------
+
+
+def make_demo_model(data: Any, cfg: DemoConfig) -> Path:
+    """A tiny random-weight Qwen2.5-VL whose tokenizer knows the world's words."""
+    from georeason.models import build_tiny_vlm, default_corpus
+
+    pixels = cfg.image_size * cfg.image_size
+    return build_tiny_vlm(
+        cfg.out / "model",
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        num_hidden_layers=cfg.num_hidden_layers,
+        min_pixels=pixels,
+        max_pixels=pixels,
+        seed=cfg.seed,
+        # Fewer gazetteer places than the default corpus (the same kinds of text, seconds
+        # less); the training photos' reasoning makes the world's clue words whole tokens.
+        corpus=default_corpus(max_places=3000, answers_per_protocol=300),
+        extra_text=[t for t in data.datasets["train"]["reasoning"] if t],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# 3. SFT warm start, 4. GRPO -- TRL's trainers through georeason.train
+# --------------------------------------------------------------------------------------
+
+
+def run_sft(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
+    """Imitate gold Chain of Region answers (loss on the answer tokens only)."""
+    from georeason.train import GeoSFTConfig, train_sft
+
+    config = GeoSFTConfig(
+        model_name_or_path=str(model_dir),
+        dataset_name=str(data_dir),
+        dataset_split="sft",
+        protocol=PROTOCOL,
+        output_dir=str(cfg.out / "sft"),
+        max_steps=cfg.sft_steps,
+        per_device_train_batch_size=cfg.sft_batch_size,
+        # A random ~0.5M-parameter model learns from scratch: a far higher rate than a
+        # 7B fine-tune (Geo-R: 1e-5), decayed to zero so the warm start ends settled.
+        learning_rate=cfg.sft_lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        max_length=None,  # never truncate: image tokens must stay whole
+        **_cpu_args(cfg, logging_steps=max(1, cfg.sft_steps // 25)),
+    )
+    return train_sft(config)
+
+
+def run_grpo(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
+    """GRPO from the warm start with Geo-R's reward, r_dist(d) x r_format."""
+    from georeason.train import GeoGRPOConfig, train_grpo
+
+    config = GeoGRPOConfig(
+        model_name_or_path=str(model_dir),
+        dataset_name=str(data_dir),
+        dataset_split="rl",
+        protocol=PROTOCOL,
+        rewards=list(REWARDS),
+        output_dir=str(cfg.out / "grpo"),
+        max_steps=cfg.grpo_steps,
+        num_generations=cfg.num_generations,
+        per_device_train_batch_size=cfg.num_generations * cfg.grpo_images_per_step,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        beta=cfg.beta,
+        scale_rewards=cfg.scale_rewards,
+        learning_rate=cfg.grpo_lr,
+        lr_scheduler_type="constant",
+        # TRL saves the SFT model with use_cache=False; without the KV cache every
+        # rollout token recomputes the whole prompt (~25x slower generation here).
+        generation_kwargs={"use_cache": True},
+        **_cpu_args(cfg, logging_steps=1),  # one reward point per step: the reward curve
+    )
+    return train_grpo(config)
+
+
+# --------------------------------------------------------------------------------------
+# 5. Evaluation
+# --------------------------------------------------------------------------------------
+
+_LABELS = ("continent", "country_code", "country", "admin1", "city")
+
+
+def evaluate_model(
+    model_dir: Path, name: str, cfg: DemoConfig, *, split: str = "test", limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Greedy answers of a model on a split of the world, one record per photo (the eval runner)."""
+    from georeason.eval.runner import PREDICTIONS_FILE, EvalConfig, read_records, run_eval
+    from georeason.infer import get_backend
+
+    out = cfg.out / "eval" / (name if split == "test" else f"{name}_{split}")
+    config = EvalConfig(
+        benchmark="synthetic",
+        data=str(cfg.out / "world"),
+        model=str(model_dir),
+        backend="hf",
+        protocol=PROTOCOL,
+        limit=limit,
+        batch_size=cfg.eval_batch_size,
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=0.0,
+        benchmark_options={"split": split},
+    )
+    backend = get_backend("hf", str(model_dir), batch_size=cfg.eval_batch_size, device="cpu")
+    try:
+        run_eval(
+            config,
+            out,
+            backend=backend,
+            overwrite=True,
+            report=False,
+            progress=cfg.progress,
+            log=lambda _: None,
+        )
+    finally:
+        backend.close()
+    records, _ = read_records(out / PREDICTIONS_FILE)
+    return records
+
+
+def baseline_records(data: Any, cfg: DemoConfig) -> dict[str, list[dict[str, Any]]]:
+    """Answers of the two model-free baselines on the test photos, written as Chain of
+    Region completions and scored by the same record / parser / metric code as the models."""
+    from georeason.eval.runner import make_record
+    from georeason.geo import haversine_km, reverse_geocode_batch
+    from georeason.protocols import get_protocol
+
+    protocol = get_protocol(PROTOCOL)
+    test = data.datasets["test"].remove_columns("image")
+    train = data.datasets["train"].remove_columns("image")
+    metas = [
+        {"id": r["id"], "lat": r["lat"], "lon": r["lon"], **{k: r[k] for k in _LABELS if r.get(k)}}
+        for r in test
+    ]
+
+    # The training set's most common city. The world balances cities (equal counts
+    # +-1), so ties go to the most central of them: least summed distance to all
+    # training photos (the strongest single answer among the tied).
+    keys = list(zip(train["country_code"], train["admin1"], train["city"], strict=True))
+    counts: dict[tuple[str, str, str], int] = {}
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+    top = max(counts.values())
+    tied = sorted(k for k, c in counts.items() if c == top)
+    places = {(p.country_code, p.admin1, p.city): p for p in data.world.places}
+    tlat, tlon = np.asarray(train["lat"]), np.asarray(train["lon"])
+    cost = [float(haversine_km(places[k].lat, places[k].lon, tlat, tlon).sum()) for k in tied]
+    common = places[tied[int(np.argmin(cost))]]
+    common_answer = protocol.format_answer(
+        {
+            "lat": common.lat,
+            "lon": common.lon,
+            "country": common.country,
+            "admin1": common.admin1,
+            "city": common.city,
+            "reasoning": "the most common city of the training set.",
+        }
+    )
+
+    # A random point on land: uniform on the sphere, redrawn until it falls on land.
+    rng = np.random.default_rng([cfg.seed, 17])
+    lat: list[float] = []
+    lon: list[float] = []
+    while len(lat) < len(metas):
+        z = rng.uniform(-1.0, 1.0, 4 * len(metas))
+        la, lo = np.degrees(np.arcsin(z)), rng.uniform(-180.0, 180.0, z.size)
+        land = reverse_geocode_batch(la, lo).on_land
+        lat.extend(la[land].tolist())
+        lon.extend(lo[land].tolist())
+    lat, lon = lat[: len(metas)], lon[: len(metas)]
+    named = reverse_geocode_batch(np.array(lat), np.array(lon))
+
+    out: dict[str, list[dict[str, Any]]] = {RANDOM_LAND: [], COMMON_CITY: []}
+    for i, meta in enumerate(metas):
+        random_answer = protocol.format_answer(
+            {
+                "lat": lat[i],
+                "lon": lon[i],
+                # the names of the point's place ("unknown" far from any town)
+                "country": named.country[i] or "unknown",
+                "admin1": named.admin1[i] or "N/A",
+                "city": named.city[i] or "unknown",
+                "reasoning": "a random point on land.",
+            }
+        )
+        for name, text in ((RANDOM_LAND, random_answer), (COMMON_CITY, common_answer)):
+            out[name].append(
+                make_record(
+                    meta,
+                    completion=text,
+                    error=None,
+                    error_kind=None,
+                    seconds=None,
+                    protocol=protocol,
+                    geocode=False,
+                )
+            )
+    return out
+
+
+def score(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """One row of the table, by the evaluation report's code (:func:`georeason.eval.report.build_report`):
+    acc@km and GeoScore over all photos (a failed answer is a miss), median km over the
+    answers that gave coordinates, and the accuracy of the country / admin1 / city named."""
+    from georeason.eval.report import build_report
+
+    report = build_report(records, run_info={"config": {"protocol": PROTOCOL}}, n_bootstrap=0)
+    m = report["metrics"]
+    named = report["hierarchy"]["named"] or {}
+    row = {f"acc@{t:g}km": 100.0 * float(m["accuracy"][f"acc@{t:g}km"]["value"]) for t in THRESHOLDS_KM}
+    row["median_km"] = _num(m["median_km"]["value"])
+    row["geoscore"] = _num(m["geoscore"]["value"])
+    for level in ("country", "admin1", "city"):
+        row[f"{level}_acc"] = 100.0 * _num((named.get(level) or {}).get("accuracy", {}).get("value"))
+    row["format_ok"] = 100.0 * float(np.mean([bool(r.get("format_ok")) for r in records]))
+    return row
+
+
+def _num(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
+def _oracle_row(ceiling: dict[str, float]) -> dict[str, float]:
+    row = {k: 100.0 * v for k, v in ceiling.items() if k.startswith("acc@") or k.endswith("_acc")}
+    row["median_km"] = ceiling["median_km"]
+    return row
+
+
+# --------------------------------------------------------------------------------------
+# One seed
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoResult:
+    """What one seed of the demo measured (``results.json``)."""
+
+    seed: int
+    rows: dict[str, dict[str, float]]  # table row name -> metrics on the held-out cities
+    seen_rows: dict[str, dict[str, float]]  # SFT / GRPO on photos of training cities
+    oracles: dict[str, dict[str, float]]  # the world's ceilings on the same test photos
+    seconds: dict[str, float]
+    reward_steps: list[int]
+    rewards: list[float]
+    sft_loss: list[float]
+    rl_cities: list[str]
+    distances: dict[str, list[float]] = field(default_factory=dict)  # row -> error km per test photo
+    map_points: dict[str, list[float]] = field(default_factory=dict)  # SFT + GRPO: true/pred lat/lon
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DemoResult:
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name in d})
+
+
+def run_demo(cfg: DemoConfig, log: Log = print) -> DemoResult:
+    """One seed: world, model, SFT, GRPO, evaluation; writes ``cfg.out``."""
+    cfg.check()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def done(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 1)
+        clock = now
+        log(f"      {stage}: {seconds[stage]:.0f} s")
+
+    log(
+        f"[1/5] synthetic world (seed {cfg.seed}): {cfg.n_places} cities in {cfg.n_countries} countries, "
+        f"{cfg.n_train} training photos, {cfg.n_test} photos of held-out cities"
+    )
+    data = make_demo_world(cfg)
+    data_dir, rl_cities = split_training_cities(data, cfg)
+    done("world")
+
+    log(
+        f"[2/5] tiny Qwen2.5-VL: random weights, {cfg.vocab_size}-token tokenizer, {cfg.image_size}-px images"
+    )
+    model_dir = make_demo_model(data, cfg)
+    done("model")
+
+    log(f"[3/5] SFT warm start (TRL SFTTrainer): {cfg.sft_steps} steps x {cfg.sft_batch_size} photos")
+    sft = run_sft(model_dir, data_dir, cfg)
+    done("sft")
+
+    log(
+        f"[4/5] GRPO with Geo-R's reward (TRL GRPOTrainer): {cfg.grpo_steps} steps x "
+        f"{cfg.grpo_images_per_step} photos x {cfg.num_generations} answers"
+        + (f", on {len(rl_cities)} cities SFT never saw" if rl_cities else "")
+    )
+    grpo = run_grpo(sft.model_dir, data_dir, cfg)
+    done("grpo")
+
+    log(f"[5/5] evaluation: greedy answers on {cfg.n_test} photos of held-out cities")
+    records = baseline_records(data, cfg)
+    records[SFT_ONLY] = evaluate_model(sft.model_dir, "sft", cfg)
+    records[SFT_GRPO] = evaluate_model(grpo.model_dir, "grpo", cfg)
+    seen_rows: dict[str, dict[str, float]] = {}
+    if cfg.eval_seen:
+        for name, model in ((SFT_ONLY, sft.model_dir), (SFT_GRPO, grpo.model_dir)):
+            seen = evaluate_model(
+                model, "sft" if name == SFT_ONLY else "grpo", cfg, split="train", limit=cfg.eval_seen
+            )
+            seen_rows[name] = score(seen)
+    done("eval")
+
+    g = records[SFT_GRPO]
+    result = DemoResult(
+        seed=cfg.seed,
+        rows={name: score(records[name]) for name in ROWS},
+        seen_rows=seen_rows,
+        oracles={k: _oracle_row(v) for k, v in data.ceilings.get("test", {}).items()},
+        seconds=seconds,
+        reward_steps=[int(h["step"]) for h in grpo.log_history if "rewards/geor/mean" in h],
+        rewards=[float(h["rewards/geor/mean"]) for h in grpo.log_history if "rewards/geor/mean" in h],
+        sft_loss=[float(h["loss"]) for h in sft.log_history if "loss" in h],
+        rl_cities=rl_cities,
+        distances={name: [_num(r.get("distance_km")) for r in records[name]] for name in ROWS},
+        map_points={
+            "true_lat": [float(r["true_lat"]) for r in g],
+            "true_lon": [float(r["true_lon"]) for r in g],
+            "pred_lat": [_num(r.get("pred_lat")) for r in g],
+            "pred_lon": [_num(r.get("pred_lon")) for r in g],
+        },
+    )
+    write_report([result], cfg)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Several seeds, the report
+# --------------------------------------------------------------------------------------
+
+
+def run_demo_seeds(cfg: DemoConfig, n_seeds: int = 1, log: Log = print) -> list[DemoResult]:
+    """Run seeds ``cfg.seed .. cfg.seed + n_seeds - 1``; one seed writes ``cfg.out``, several
+    write ``cfg.out/seed<k>`` each and the combined report (mean ± spread) in ``cfg.out``."""
+    t0 = time.perf_counter()
+    results = []
+    for k in range(n_seeds):
+        seed = cfg.seed + k
+        one = replace(cfg, seed=seed, out=cfg.out if n_seeds == 1 else cfg.out / f"seed{seed}")
+        if n_seeds > 1:
+            log(f"=== seed {seed} ({k + 1} of {n_seeds}) ===")
+        results.append(run_demo(one, log))
+    if n_seeds > 1:
+        write_report(results, cfg)
+    log("")
+    log(render_table(results, markdown=False))
+    log("")
+    for line in claim_lines(results):
+        log(line)
+    log(f"\nwall time {time.perf_counter() - t0:.0f} s; report: {cfg.out / REPORT_MD}")
+    return results
+
+
+def mean_spread(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for one value) of finite values."""
+    v = np.array([x for x in values if math.isfinite(x)], dtype=float)
+    if v.size == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def compare(results: Sequence[DemoResult]) -> dict[str, dict[str, Any]]:
+    """GRPO vs SFT only, per claim metric: means, spreads (sample std across seeds),
+    per-seed gaps, and whether GRPO wins by more than the spread.
+
+    The rule: GRPO is better in every seed, and the gap between the means exceeds
+    std(SFT) + std(GRPO), i.e. the mean ± std intervals do not overlap. With one
+    seed there is no spread to beat, and the verdict says so.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key, higher in CLAIM_METRICS:
+        sft = [r.rows[SFT_ONLY][key] for r in results]
+        grpo = [r.rows[SFT_GRPO][key] for r in results]
+        (ms, ss), (mg, sg) = mean_spread(sft), mean_spread(grpo)
+        gaps = [(g - s) if higher else (s - g) for s, g in zip(sft, grpo, strict=True)]
+        gap = (mg - ms) if higher else (ms - mg)
+        every = all(x > 0 for x in gaps)
+        beats = len(results) > 1 and every and gap > ss + sg
+        out[key] = {
+            "sft_mean": ms,
+            "sft_std": ss,
+            "grpo_mean": mg,
+            "grpo_std": sg,
+            "gap": gap,
+            "per_seed_gap": gaps,
+            "better_every_seed": every,
+            "beats_spread": beats,
+        }
+    return out
+
+
+def claim_lines(results: Sequence[DemoResult]) -> list[str]:
+    lines = []
+    for key, c in compare(results).items():
+        unit = " km" if key == "median_km" else " %"
+        name = "median error" if key == "median_km" else "accuracy at 25 km"
+        if len(results) == 1:
+            verdict = "one seed: no spread to compare with (run --seeds 3)"
+        elif c["beats_spread"]:
+            verdict = "GRPO wins by more than the spread across seeds"
+        elif c["better_every_seed"]:
+            verdict = "GRPO better in every seed, but not by more than the spread"
+        else:
+            verdict = "GRPO does NOT beat SFT"
+        lines.append(
+            f"{name}: SFT only {c['sft_mean']:.1f} ± {c['sft_std']:.1f}{unit}, "
+            f"SFT + GRPO {c['grpo_mean']:.1f} ± {c['grpo_std']:.1f}{unit} "
+            f"(gap {c['gap']:+.1f}{unit} in GRPO's favour; per seed "
+            + ", ".join(f"{x:+.1f}" for x in c["per_seed_gap"])
+            + f") -> {verdict}"
+        )
+    return lines
+
+
+def _fmt(value: float, kind: str) -> str:
+    if not math.isfinite(value):
+        return "—"
+    if kind == "km":
+        return f"{value:,.0f}"
+    if kind == "score":
+        return f"{value:,.0f}"
+    return f"{value:.1f}"
+
+
+def _cell(values: Sequence[float], kind: str) -> str:
+    m, s = mean_spread(values)
+    if len(values) == 1 or not math.isfinite(s):
+        return _fmt(m, kind)
+    return f"{_fmt(m, kind)} ± {_fmt(s, kind)}"
+
+
+def table_rows(results: Sequence[DemoResult], *, oracles: bool = True) -> list[list[str]]:
+    """Header + one row per method (mean ± std over seeds) + the oracle ceilings."""
+    rows = [["method", *[c[1] for c in COLUMNS]]]
+    for name in ROWS:
+        rows.append([name, *[_cell([r.rows[name][k] for r in results], kind) for k, _, kind in COLUMNS]])
+    if oracles:
+        for key, label in ORACLES.items():
+            cells = []
+            for k, _, kind in COLUMNS:
+                vals = [r.oracles.get(key, {}).get(k, float("nan")) for r in results]
+                cells.append(_cell(vals, kind) if any(math.isfinite(v) for v in vals) else "—")
+            rows.append([label, *cells])
+    return rows
+
+
+def render_table(results: Sequence[DemoResult], *, markdown: bool = True) -> str:
+    rows = table_rows(results)
+    if markdown:
+        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def write_report(results: Sequence[DemoResult], cfg: DemoConfig) -> Path:
+    """``report.md``, ``results.json`` and the PNGs of one or several seeds, in ``cfg.out``."""
+    from georeason.eval.plots import plot_error_cdf, plot_reward_curve, plot_world_map
+
+    out = cfg.out
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = [r.seed for r in results]
+    plot_reward_curve(
+        results[0].reward_steps,
+        {f"seed {r.seed}": r.rewards for r in results if len(r.rewards) == len(results[0].reward_steps)},
+        out / REWARD_PNG,
+        title="GRPO: Geo-R reward r_dist x r_format of sampled answers (training photos)",
+        ylabel="mean reward per step",
+    )
+    plot_error_cdf(
+        {
+            name: np.concatenate([np.asarray(r.distances[name], dtype=float) for r in results])
+            for name in ROWS
+        },
+        out / CDF_PNG,
+        title=f"Held-out cities: error CDF (seeds {', '.join(map(str, seeds))} pooled)",
+    )
+    p = results[0].map_points
+    plot_world_map(
+        p["true_lat"],
+        p["true_lon"],
+        p["pred_lat"],
+        p["pred_lon"],
+        out / MAP_PNG,
+        title=f"SFT + GRPO on held-out cities (seed {results[0].seed}): truth (dots) and answers (crosses)",
+    )
+    payload = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "seeds": seeds,
+        "claim": compare(results),
+        "results": [r.to_dict() for r in results],
+    }
+    (out / RESULTS_JSON).write_text(json.dumps(payload, indent=1, default=float) + "\n", encoding="utf-8")
+    (out / REPORT_MD).write_text(render_markdown(results, cfg), encoding="utf-8")
+    return out / REPORT_MD
+
+
+def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
+    n = len(results)
+    seeds = ", ".join(str(r.seed) for r in results)
+    spread = " (mean ± sample std over seeds)" if n > 1 else ""
+    lines = [
+        "# georeason demo: SFT warm start, then GRPO with Geo-R's reward",
+        "",
+        f"Tiny Qwen2.5-VL trained from scratch on the synthetic world, CPU only. Seeds: {seeds}.",
+        f"Test: {cfg.n_test} photos of **held-out cities** (never seen in training; their regions were). "
+        "Greedy decoding, Chain of Region answers parsed by the `geor` protocol. "
+        "Accuracies in %; a failed answer counts as a miss; median km over the answers with coordinates.",
+        "",
+        f"## Held-out cities{spread}",
+        "",
+        render_table(results),
+        "",
+        "The oracle rows read the clues perfectly but know only the training cities "
+        "(docs/synthetic_world.md): *namer* names the best seen city, *snap* the seen city nearest "
+        "the position the road tint encodes, *reader* answers that position (the ceiling).",
+        "",
+        "## Does GRPO beat SFT only?",
+        "",
+        "Rule: GRPO better in every seed and the gap between means larger than std(SFT) + std(GRPO).",
+        "",
+        *[f"- {line}" for line in claim_lines(results)],
+        "",
+    ]
+    if any(r.seen_rows for r in results):
+        lines += [
+            f"## Photos of training cities ({cfg.eval_seen} per seed){spread}",
+            "",
+            "| model | " + " | ".join(c[1] for c in COLUMNS) + " |",
+            "|" + "---|" * (len(COLUMNS) + 1),
+        ]
+        for name in MODEL_ROWS:
+            vals = [r.seen_rows[name] for r in results if name in r.seen_rows]
+            lines.append(
+                f"| {name} | "
+                + " | ".join(_cell([v[k] for v in vals], kind) for k, _, kind in COLUMNS)
+                + " |"
+            )
+        lines.append("")
+    lines += [
+        "## Training",
+        "",
+        f"![reward curve]({REWARD_PNG})",
+        "",
+        "| seed | SFT loss first → last | GRPO reward, first → last 20% of steps | "
+        + " | ".join(f"{k} s" for k in results[0].seconds)
+        + " | total s |",
+        "|" + "---|" * (4 + len(results[0].seconds)),
+    ]
+    for r in results:
+        k = max(1, len(r.rewards) // 5)
+        first = float(np.mean(r.rewards[:k])) if r.rewards else float("nan")
+        last = float(np.mean(r.rewards[-k:])) if r.rewards else float("nan")
+        loss = f"{r.sft_loss[0]:.2f} → {r.sft_loss[-1]:.2f}" if r.sft_loss else "—"
+        lines.append(
+            f"| {r.seed} | {loss} | {first:.3f} → {last:.3f} | "
+            + " | ".join(f"{v:.0f}" for v in r.seconds.values())
+            + f" | {sum(r.seconds.values()):.0f} |"
+        )
+    lines += [
+        "",
+        "## Plots",
+        "",
+        f"![error CDF]({CDF_PNG})",
+        "",
+        f"![world map]({MAP_PNG})",
+        "",
+        "## Settings",
+        "",
+        "| key | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in asdict(cfg).items() if k not in ("out", "seed", "progress")],
+        "",
+        "SFT: TRL `SFTTrainer` via `georeason.train.train_sft` on gold Chain of Region answers; GRPO: TRL "
+        "`GRPOTrainer` via `georeason.train.train_grpo` with `rewards: [geor:1]` (r_dist(d) × r_format, "
+        "Geo-R's product). "
+        + (
+            f"GRPO's photos are of {cfg.rl_cities_per_admin1} training city per region kept out of SFT "
+            "(Geo-R's hard RL data: places the warm start cannot name)."
+            if cfg.rl_cities_per_admin1
+            else "Both stages train on every training photo."
+        ),
+        "",
+    ]
+    return "\n".join(lines)

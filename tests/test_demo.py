@@ -1,0 +1,154 @@
+"""`georeason demo --quick`: every stage of the README's main job, for real, in a minute.
+
+The quick run builds the synthetic world and the tiny model, trains SFT then GRPO
+(TRL's trainers, Geo-R's reward), evaluates on held-out cities against the
+baselines and writes the report and PNGs. Its numbers mean nothing (a few steps);
+what is checked is that the pipeline runs end to end and writes what it promises.
+The claim itself (GRPO vs SFT across seeds) is measured by
+benchmarks/bench_demo_seeds.py, not here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("trl")
+pytest.importorskip("matplotlib")
+
+from typer.testing import CliRunner
+
+from georeason import commands  # noqa: F401  (registers the commands)
+from georeason.cli import app
+from georeason.demo import (
+    CDF_PNG,
+    COLUMNS,
+    MAP_PNG,
+    ORACLES,
+    REPORT_MD,
+    RESULTS_JSON,
+    REWARD_PNG,
+    ROWS,
+    SFT_GRPO,
+    SFT_ONLY,
+    DemoConfig,
+    DemoResult,
+    compare,
+    quick_config,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "run"
+    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--seed", "3"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out, res.output
+
+
+def test_quick_demo_writes_report_pngs_and_results(quick_run: tuple[Path, str]) -> None:
+    out, output = quick_run
+    for png in (REWARD_PNG, CDF_PNG, MAP_PNG):
+        data = (out / png).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5_000, png  # a drawn figure, not an empty file
+
+    report = (out / REPORT_MD).read_text(encoding="utf-8")
+    table = [line for line in report.splitlines() if line.startswith("| ")]
+    header = table[0]
+    for _, label, _ in COLUMNS:
+        assert label in header
+    # every method and every oracle has its row, each with one cell per column
+    for name in (*ROWS, *ORACLES.values()):
+        row = next((line for line in table if line.startswith(f"| {name} |")), None)
+        assert row is not None, f"missing row {name!r}"
+        assert row.count("|") == len(COLUMNS) + 2
+    for png in (REWARD_PNG, CDF_PNG, MAP_PNG):
+        assert f"]({png})" in report
+    assert "Does GRPO beat SFT only?" in report
+
+    # the table is printed at the end, and progress was shown stage by stage
+    for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
+        assert stage in output
+    assert SFT_GRPO in output and "median error" in output
+
+
+def test_quick_demo_results_are_real_measurements(quick_run: tuple[Path, str]) -> None:
+    out, _ = quick_run
+    payload = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"))
+    assert payload["seeds"] == [3]
+    (res,) = payload["results"]
+    # GRPO ran with the Geo-R reward: one reward per step, each in [0, 1]
+    assert res["reward_steps"] == [1, 2]
+    assert all(0.0 <= r <= 1.0 for r in res["rewards"])
+    assert len(res["sft_loss"]) >= 2 and all(math.isfinite(x) for x in res["sft_loss"])
+    # every test photo got a line per method, scored against its truth
+    n_test = quick_config().n_test
+    for name in ROWS:
+        assert len(res["distances"][name]) == n_test
+    rows = res["rows"]
+    for name in ROWS:
+        for key, _, _ in COLUMNS:
+            assert key in rows[name]
+    # the baselines answer in format, far from held-out cities
+    assert rows["random point on land"]["format_ok"] == 100.0
+    assert rows["random point on land"]["median_km"] > 1000
+    # the two trained models were evaluated with the eval runner (its files are there)
+    for name in ("sft", "grpo"):
+        lines = (out / "eval" / name / "predictions.jsonl").read_text().splitlines()
+        assert len(lines) == n_test
+    assert (out / "sft" / "config.json").is_file() and (out / "grpo" / "config.json").is_file()
+
+
+def _result(seed: int, sft: tuple[float, float], grpo: tuple[float, float]) -> DemoResult:
+    def row(acc25: float, med: float) -> dict[str, float]:
+        return {"acc@25km": acc25, "median_km": med}
+
+    return DemoResult(
+        seed=seed,
+        rows={SFT_ONLY: row(*sft), SFT_GRPO: row(*grpo)},
+        seen_rows={},
+        oracles={},
+        seconds={},
+        reward_steps=[],
+        rewards=[],
+        sft_loss=[],
+        rl_cities=[],
+    )
+
+
+def test_claim_rule_needs_every_seed_and_more_than_the_spread() -> None:
+    # median: GRPO 100 +- 10 vs SFT 200 +- 10 -> wins; acc@25: same in every seed -> does not
+    clear = [_result(s, (5.0, 200.0 + d), (5.0, 100.0 + d)) for s, d in enumerate((-10.0, 0.0, 10.0))]
+    c = compare(clear)
+    assert c["median_km"]["beats_spread"] and c["median_km"]["gap"] == pytest.approx(100.0)
+    assert not c["acc@25km"]["beats_spread"]
+    # better on average but not in one seed -> no
+    mixed = [
+        _result(0, (0, 200.0), (0, 100.0)),
+        _result(1, (0, 200.0), (0, 100.0)),
+        _result(2, (0, 150.0), (0, 160.0)),
+    ]
+    assert not compare(mixed)["median_km"]["beats_spread"]
+    # better in every seed but by less than the spread -> no
+    noisy = [
+        _result(0, (0, 300.0), (0, 290.0)),
+        _result(1, (0, 100.0), (0, 95.0)),
+        _result(2, (0, 200.0), (0, 199.0)),
+    ]
+    m = compare(noisy)["median_km"]
+    assert m["better_every_seed"] and not m["beats_spread"]
+    # one seed: no spread, no verdict in GRPO's favour
+    assert not compare(clear[:1])["median_km"]["beats_spread"]
+
+
+def test_bad_settings_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="leaves no SFT city"):
+        DemoConfig(cities_per_admin1=3, rl_cities_per_admin1=2).check()
+    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--num-generations", "1"])
+    assert res.exit_code != 0
