@@ -116,7 +116,12 @@ class DemoConfig:
     n_countries: int = 12
     admin1_per_country: int = 2
     cities_per_admin1: int = 5
-    jitter_km: float = 5.0
+    # Photos spread 15 km around their city (default 5): the road tint, and so the gold
+    # coordinates, vary continuously within a city, which teaches the continuous clue.
+    jitter_km: float = 15.0
+    # Landmarks drawn in 30% of photos (default 85%): in most photos only the road tint
+    # tells the cities of a region apart, as it must for a held-out city.
+    landmark_rate: float = 0.3
     # --- the model (georeason.models.build_tiny_vlm)
     hidden_size: int = 128
     num_hidden_layers: int = 2
@@ -126,14 +131,15 @@ class DemoConfig:
     sft_batch_size: int = 16
     sft_lr: float = 3e-3
     # --- GRPO
-    rl_cities_per_admin1: int = 1  # training cities kept out of SFT, for GRPO only ("hard" RL data)
+    rl_cities_per_admin1: int = 0  # k > 0: k training cities per region kept out of SFT, for GRPO only
     grpo_steps: int = 200
     num_generations: int = 8
     grpo_images_per_step: int = 2
     grpo_lr: float = 3e-5
     beta: float = 0.0  # no KL term: no reference model to run on the CPU
     temperature: float = 1.0
-    scale_rewards: str = "group"
+    scale_rewards: str = "none"  # Dr. GRPO: advantages r - mean(group), not divided by the std
+    top_entropy_quantile: float = 1.0
     max_completion_length: int = 100  # gold answers: ~65 tokens, the longest ~85
     # --- evaluation
     eval_batch_size: int = 50
@@ -211,7 +217,7 @@ def _cpu_args(cfg: DemoConfig, logging_steps: int) -> dict[str, Any]:
 
 def make_demo_world(cfg: DemoConfig) -> Any:
     """Generate the synthetic world, save it to ``out/world``; return the :class:`SyntheticData`."""
-    from georeason.data.synthetic import generate_world, save_world
+    from georeason.data.synthetic import ClueRates, generate_world, save_world
 
     data = generate_world(
         cfg.n_train,
@@ -222,6 +228,7 @@ def make_demo_world(cfg: DemoConfig) -> Any:
         n_countries=cfg.n_countries,
         admin1_per_country=cfg.admin1_per_country,
         jitter_km=cfg.jitter_km,
+        clue_rates=ClueRates(landmark=cfg.landmark_rate),
     )
     save_world(data, cfg.out / "world")
     return data
@@ -292,17 +299,25 @@ def make_demo_model(data: Any, cfg: DemoConfig) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def run_sft(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
+def run_sft(
+    model_dir: Path,
+    data_dir: Path,
+    cfg: DemoConfig,
+    *,
+    split: str = "sft",
+    steps: int | None = None,
+    name: str = "sft",
+) -> Any:
     """Imitate gold Chain of Region answers (loss on the answer tokens only)."""
     from georeason.train import GeoSFTConfig, train_sft
 
     config = GeoSFTConfig(
         model_name_or_path=str(model_dir),
         dataset_name=str(data_dir),
-        dataset_split="sft",
+        dataset_split=split,
         protocol=PROTOCOL,
-        output_dir=str(cfg.out / "sft"),
-        max_steps=cfg.sft_steps,
+        output_dir=str(cfg.out / name),
+        max_steps=steps or cfg.sft_steps,
         per_device_train_batch_size=cfg.sft_batch_size,
         # A random ~0.5M-parameter model learns from scratch: a far higher rate than a
         # 7B fine-tune (Geo-R: 1e-5), decayed to zero so the warm start ends settled.
@@ -310,7 +325,7 @@ def run_sft(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
         max_length=None,  # never truncate: image tokens must stay whole
-        **_cpu_args(cfg, logging_steps=max(1, cfg.sft_steps // 25)),
+        **_cpu_args(cfg, logging_steps=max(1, (steps or cfg.sft_steps) // 25)),
     )
     return train_sft(config)
 
@@ -333,6 +348,7 @@ def run_grpo(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
         temperature=cfg.temperature,
         beta=cfg.beta,
         scale_rewards=cfg.scale_rewards,
+        top_entropy_quantile=cfg.top_entropy_quantile,
         learning_rate=cfg.grpo_lr,
         lr_scheduler_type="constant",
         # TRL saves the SFT model with use_cache=False; without the KV cache every
