@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -58,7 +58,7 @@ def demo(
     from georeason.demo import DemoConfig, quick_config, run_demo_seeds
 
     cfg = quick_config(out, seed) if quick else DemoConfig(out=out, seed=seed)
-    overrides = {
+    overrides: dict[str, Any] = {
         "sft_steps": sft_steps,
         "grpo_steps": grpo_steps,
         "num_generations": num_generations,
