@@ -231,6 +231,40 @@ def test_grpo_with_geor_reward_changes_weights_and_logs_rewards(
 # --- LoRA, resume ------------------------------------------------------------------
 
 
+def test_grpo_completion_logs_carry_sample_ids_for_data_select(
+    world: Path, sft_run: TrainResult, tmp_path: Path
+) -> None:
+    """With log_completions, TRL's completion tables gain the sample id (TRL logs none),
+    so `data rollouts` can group them and `data select --rollouts` judge each sample."""
+    from datasets import load_from_disk
+
+    from georeason.data.select import convert_trl_completions, load_rollouts
+
+    cfg = GeoGRPOConfig(
+        model_name_or_path=str(sft_run.model_dir),
+        dataset_name=str(world),
+        protocol="geor",
+        rewards=["geor:1"],
+        output_dir=str(tmp_path / "grpo"),
+        max_steps=2,
+        num_generations=4,
+        per_device_train_batch_size=4,
+        max_completion_length=48,
+        learning_rate=1e-5,
+        log_completions=True,
+        **cpu_args(),
+    )
+    result = train_grpo(cfg)
+    tables = sorted((result.output_dir / "completions").glob("completions_*.parquet"))
+    assert tables, "TRL wrote no completion tables"
+    ids = set(load_from_disk(str(world))["train"]["id"])
+    out = tmp_path / "rollouts.jsonl"
+    assert convert_trl_completions(result.output_dir / "completions", out) == 2  # 2 steps x 1 photo
+    groups = load_rollouts(out)
+    logged = set(groups.flat())
+    assert logged and logged <= ids
+
+
 def test_lora_sft_trains_adapters_only_and_merges(tiny_model: Path, world: Path, tmp_path: Path) -> None:
     cfg = GeoSFTConfig(
         model_name_or_path=str(tiny_model),

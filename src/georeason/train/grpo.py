@@ -68,6 +68,12 @@ def train_grpo(config: GeoGRPOConfig) -> TrainResult:
     )
     write_skipped(str(config.output_dir), skipped, main_process=config.process_index == 0)
     train_dataset = to_grpo_dataset(raw, config.protocol)
+    if config.log_completions and "id" in train_dataset.column_names:
+        # TRL's completion tables carry no sample id; `data rollouts` / `data select
+        # --rollouts` need it to judge each sample's group, so the first reward logs it.
+        from georeason.data.select import with_id_logging
+
+        reward_funcs[0] = with_id_logging(reward_funcs[0])
     logger.info(
         "GRPO on %d rows (%d skipped), protocol %s, rewards %s",
         len(train_dataset),
