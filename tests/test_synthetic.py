@@ -256,6 +256,37 @@ def test_labels_agree_with_reverse_geocoding(data: syn.SyntheticData) -> None:
         assert d.max() <= world.jitter_km + 1e-6  # photos lie around their city
 
 
+def test_spread_photos_fill_the_land_around_training_cities(data: syn.SyntheticData) -> None:
+    """draw_spread_photos: GPS-only pool for GRPO, spread far beyond the city disks,
+    still in the city's country and admin1, no landmark, no held-out city, deterministic."""
+    from georeason.geo import haversine_km, reverse_geocode_batch
+
+    world = data.world
+    pool = syn.draw_spread_photos(world, 60, radius_km=60.0, image_size=SIZE)
+    assert pool.column_names == data.datasets["train"].column_names
+    assert all(i.startswith(f"synth{world.seed}-spread-") for i in pool["id"])
+    t = reverse_geocode_batch(list(pool["lat"]), list(pool["lon"]))
+    assert t.valid.all() and t.on_land.all()
+    assert list(t.country_code) == list(pool["country_code"])
+    assert list(t.admin1) == list(pool["admin1"])
+    train = {(p.country_code, p.city): p for p in world.split_places("train")}
+    keys = list(zip(pool["country_code"], pool["city"], strict=True))
+    assert all(k in train for k in keys)  # drawn around training cities only
+    d = haversine_km(
+        np.array(list(pool["lat"])),
+        np.array(list(pool["lon"])),
+        np.array([train[k].lat for k in keys]),
+        np.array([train[k].lon for k in keys]),
+    )
+    assert d.max() <= 60.0 + 1e-6
+    assert np.median(d) > 2 * world.jitter_km  # far beyond the splits' disks
+    assert not any("landmark" in r for r in pool["reasoning"])
+    again = syn.draw_spread_photos(world, 60, radius_km=60.0, image_size=SIZE)
+    assert again.data.table.equals(pool.data.table)
+    with pytest.raises(ValueError, match="radius_km"):
+        syn.draw_spread_photos(world, 4, radius_km=0.0)
+
+
 # --- ceilings -------------------------------------------------------------------------
 
 

@@ -44,7 +44,7 @@ import json
 import math
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -891,26 +891,33 @@ def _png_bytes(im: Image.Image) -> bytes:
 
 
 def _photo_coordinates(
-    world: SyntheticWorld, places: list[WorldPlace], rng: np.random.Generator
+    world: SyntheticWorld,
+    places: list[WorldPlace],
+    rng: np.random.Generator,
+    *,
+    radius_km: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Photo coordinates uniform in a disk of ``jitter_km`` around each city.
+    """Photo coordinates uniform in a disk of ``radius_km`` (default: the world's
+    ``jitter_km``) around each city.
 
     A position is redrawn (up to 5 times, then the city's own point, which is on
     land) where reverse geocoding puts it in the sea (~4% of draws: coastal and
     river cities) or in another country or admin1 (rare: places were chosen with
-    a ring of ``jitter_km`` that geocodes to their own country and admin1).
+    a ring of ``jitter_km`` that geocodes to their own country and admin1; more
+    often for a wide ``radius_km``).
     """
     from georeason.geo import reverse_geocode_batch
 
+    radius = world.jitter_km if radius_km is None else radius_km
     n = len(places)
     clat = np.array([p.lat for p in places])
     clon = np.array([p.lon for p in places])
     lat, lon = clat.copy(), clon.copy()
     todo = np.arange(n)
-    for _ in range(5):
-        if not len(todo) or world.jitter_km == 0:
+    for _ in range(5 if radius <= world.jitter_km else 10):
+        if not len(todo) or radius == 0:
             break
-        r = world.jitter_km * np.sqrt(rng.random(len(todo)))
+        r = radius * np.sqrt(rng.random(len(todo)))
         th = rng.uniform(0, 2 * np.pi, len(todo))
         lat[todo] = clat[todo] + r * np.cos(th) / _KM_PER_DEG
         lon[todo] = clon[todo] + r * np.sin(th) / (_KM_PER_DEG * np.cos(np.radians(clat[todo])))
@@ -945,6 +952,10 @@ def _balanced_places(places: list[WorldPlace], n: int, rng: np.random.Generator)
     return out[:n]
 
 
+# Random streams of the splits; "spread" is the geotagged-only pool of draw_spread_photos.
+_SPLIT_KEYS = {"train": 0, "test": 1, "spread": 2}
+
+
 def _make_split(
     world: SyntheticWorld,
     split: str,
@@ -953,14 +964,15 @@ def _make_split(
     image_size: int,
     no_clue_share: float,
     rates: ClueRates,
+    radius_km: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[Clues]]:
-    split_key = {"train": 0, "test": 1}[split]
-    places = world.split_places(split)
+    split_key = _SPLIT_KEYS[split]
+    places = world.split_places("train" if split == "spread" else split)
     if n and not places:
         raise ValueError(f"the world has no {split} places")
     rng = np.random.default_rng([world.seed, 2, split_key])
     chosen = _balanced_places(places, n, rng)
-    lat, lon = _photo_coordinates(world, chosen, rng)
+    lat, lon = _photo_coordinates(world, chosen, rng, radius_km=radius_km)
     # an exact number of clue-less images, so the share is what was asked (not a binomial draw)
     no_clue = np.zeros(n, dtype=bool)
     no_clue[rng.permutation(n)[: round(no_clue_share * n)]] = True
@@ -1262,6 +1274,52 @@ def generate_world(
             s: {m: ceiling_report(world, clues[s], m) for m in ORACLE_MODES} for s in clues if clues[s]
         }
     return data
+
+
+def draw_spread_photos(
+    world: SyntheticWorld,
+    n: int,
+    *,
+    radius_km: float = 75.0,
+    image_size: int = 112,
+    no_clue_share: float = 0.1,
+    clue_rates: ClueRates | None = None,
+) -> Any:
+    """Geotagged photos taken *anywhere* within ``radius_km`` of the training cities.
+
+    The world's ``train`` and ``test`` photos sit in small disks (``jitter_km``)
+    around their cities, so no photo shows the road tint of the land *between*
+    cities, where the held-out cities lie. This pool fills that land: photos
+    uniform in a disk of ``radius_km`` around each training city (cycled as in
+    the splits), redrawn until they fall on land in the city's own country and
+    admin1, with palette, banner, sign and road tint drawn as usual for their
+    true position and **no landmark** (a photo tens of km away does not show the
+    city's). Labels are complete (``city`` is the city it was drawn around), but
+    what such a pool models is MP-16's abundant GPS-only photos: a reward that
+    needs only ``lat``/``lon`` can learn from it. No held-out city's photo is in
+    it; the land around a held-out city is, as it is around any city in MP-16.
+
+    Deterministic by the world's seed (its own random stream, ``spread``); returns
+    a ``datasets.Dataset`` with the GeoSample columns (ids ``synth{seed}-spread-{i}``).
+    """
+    from datasets import Dataset
+
+    if n < 1:
+        raise ValueError(f"need n >= 1 spread photos, got {n}")
+    if radius_km <= 0:
+        raise ValueError(f"radius_km must be > 0, got {radius_km}")
+    rates = replace(clue_rates or ClueRates(), landmark=0.0)
+    rows, _ = _make_split(
+        world,
+        "spread",
+        n,
+        image_size=image_size,
+        no_clue_share=no_clue_share,
+        rates=rates,
+        radius_km=radius_km,
+    )
+    features = _features()
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
 
 
 def make_world(
