@@ -68,6 +68,46 @@ whether GRPO beats SFT by more than that spread.
 - *KV cache in rollouts.* TRL saves the SFT checkpoint with ``use_cache=False``;
   GRPO's ``generate`` then recomputes the whole prompt for every token (~25x
   slower here), so ``generation_kwargs={"use_cache": True}`` is passed.
+
+**Why GRPO does not beat SFT here by more than the seed spread (2026-11-25).**
+From the same three SFT models (seeds 0-2; held-out median 150 / 162 / 125 km,
+acc@25 km 0.75 / 0 / 0.25 %), only GRPO changed; medians in km, per seed:
+
+====================================================  ==================  ==============
+GRPO variant (100 steps x 4 photos x 8 answers)        held-out median     acc@25 km %
+====================================================  ==================  ==============
+default: RL cities, T=1, Dr. GRPO, lr 1e-4              121 / — / —         0.5 / — / —
+RL cities, T=0.7, std-scaled (Geo-R's GRPO), lr 1e-4    144 / 167 / 162     0.25 / 0 / 1.25
+spread pool 75 km, T=0.7, std-scaled, lr 1e-4           150 / 136 / 145     4.25 / 0 / 0.25
+spread pool 75 km, T=0.7, std-scaled, lr 3e-4           193 / 202 / 164     1.25 / 0 / 0
+spread pool 75 km, T=0.7, batch-std-scaled, lr 3e-4     214 / 149 / 166     0 / 0.25 / 3.0
+====================================================  ==================  ==============
+
+What the runs show:
+
+1. *GRPO learns its own photos, and that does not transfer.* On the RL cities'
+   photos (greedy, 160 photos, seed 0) the median error fell from 211 km (SFT)
+   to 166 km (default) and 115 km (T=0.7, std-scaled); two thirds of those
+   answers were *new* coordinates, more than 20 km from any city (SFT: one third). On held-out cities the
+   same model did not improve: it learnt the 24 RL cities' places by their
+   tint, not the tint as a position.
+2. *Why: the photos sit in 15-km disks around 120 cities*, so no training photo
+   shows the road tint of the land between cities, where held-out cities lie.
+   The spread pool (``rl_pool="spread"``, :func:`georeason.data.synthetic.draw_spread_photos`:
+   GPS-only photos anywhere within 75 km of the training cities) fills that
+   land; with it GRPO's answers reached 25 km of held-out photos that no seen
+   city is within 35 km of (4.25 % in seed 0), the first sign of the tint read
+   as a position, but not in every seed.
+3. *Sampling temperature.* At T=1 the SFT model's sampled answers score 0.62
+   (greedy 0.81; 5.8 distinct cities in 8 answers, 6 % scored ~0): the group's
+   reward spread is mostly broken samples, which greedy decoding never makes.
+   At T=0.7: 0.77, 4.2 distinct cities, 0.5 % ~0; the spread is the choice of
+   city, which is what greedy answers get wrong on held-out cities.
+4. *More learning rate breaks the greedy reading* (3e-4: held-out country
+   accuracy 80-88 % -> 76-86 %, medians up ~40 km in 5 of 6 runs), and the budget (<= 10
+   minutes on 2 cores: SFT ~290 s, GRPO ~2.4 s a step) leaves ~100 GRPO steps.
+   Within it, GRPO moves the held-out median by about as much as the seeds
+   differ (SFT: 146 +- 19 km), in either direction.
 """
 
 from __future__ import annotations
@@ -163,6 +203,12 @@ class DemoConfig:
     # Geo-R's hard RL data: k training cities per region kept out of SFT, for GRPO only
     # (0: both stages on every training photo).
     rl_cities_per_admin1: int = 1
+    # GRPO's photos: "spread" = GPS-only photos anywhere within rl_spread_km of the training
+    # cities (synthetic.draw_spread_photos: the land between cities, where held-out cities
+    # lie); "cities" = the training photos of the cities kept out of SFT.
+    rl_pool: str = "cities"
+    rl_spread_km: float = 75.0
+    n_rl: int = 400
     grpo_steps: int = 100
     num_generations: int = 8
     grpo_images_per_step: int = 4
@@ -192,6 +238,10 @@ class DemoConfig:
             raise ValueError("num_generations must be >= 2: GRPO's advantage compares answers within a group")
         if self.rl_cities_per_admin1 < 0:
             raise ValueError("rl_cities_per_admin1 must be >= 0")
+        if self.rl_pool not in ("spread", "cities"):
+            raise ValueError(f"rl_pool must be 'spread' or 'cities', got {self.rl_pool!r}")
+        if self.rl_pool == "spread" and (self.n_rl < 1 or self.rl_spread_km <= 0):
+            raise ValueError("with rl_pool='spread', n_rl must be >= 1 and rl_spread_km > 0")
         n_test = max(1, round(0.25 * self.cities_per_admin1))
         if self.cities_per_admin1 - n_test - self.rl_cities_per_admin1 < 1:
             raise ValueError(
@@ -221,6 +271,7 @@ def quick_config(out: Path = Path("runs/demo"), seed: int = 0) -> DemoConfig:
         grpo_steps=2,
         num_generations=4,
         grpo_images_per_step=1,
+        n_rl=16,
         max_completion_length=48,
         eval_batch_size=24,
         max_new_tokens=48,
@@ -274,15 +325,29 @@ def split_training_cities(data: Any, cfg: DemoConfig) -> tuple[Path, list[str]]:
     With ``rl_cities_per_admin1 = k > 0``, k training cities per region are kept out
     of SFT and given to GRPO only: Geo-R's "hard" RL data (places the warm-started
     model cannot name), which look to it like the held-out test cities do. With
-    k = 0 both stages see every training photo. Returns the folder and the RL cities.
+    k = 0 SFT sees every training photo. GRPO's split is those cities' photos
+    (``rl_pool="cities"``) or ``n_rl`` GPS-only photos spread ``rl_spread_km`` around
+    every training city (``rl_pool="spread"``, :func:`~georeason.data.synthetic.draw_spread_photos`).
+    Returns the folder and the cities kept out of SFT.
     """
     from datasets import DatasetDict
 
     train = data.datasets["train"]
     out = cfg.out / "train_data"
+    spread = None
+    if cfg.rl_pool == "spread":
+        from georeason.data.synthetic import ClueRates, draw_spread_photos
+
+        spread = draw_spread_photos(
+            data.world,
+            cfg.n_rl,
+            radius_km=cfg.rl_spread_km,
+            image_size=cfg.image_size,
+            clue_rates=ClueRates(landmark=cfg.landmark_rate),
+        )
     k = cfg.rl_cities_per_admin1
     if k == 0:
-        DatasetDict({"sft": train, "rl": train}).save_to_disk(str(out))
+        DatasetDict({"sft": train, "rl": train if spread is None else spread}).save_to_disk(str(out))
         return out, []
     rng = np.random.default_rng([cfg.seed, 11])  # its own stream: the world's draws stay as they are
     regions: dict[tuple[str, str], list[str]] = {}
@@ -297,7 +362,7 @@ def split_training_cities(data: Any, cfg: DemoConfig) -> tuple[Path, list[str]]:
     DatasetDict(
         {
             "sft": train.select(np.flatnonzero(~is_rl).tolist()),
-            "rl": train.select(np.flatnonzero(is_rl).tolist()),
+            "rl": train.select(np.flatnonzero(is_rl).tolist()) if spread is None else spread,
         }
     ).save_to_disk(str(out))
     return out, sorted(f"{city} ({cc})" for cc, _, city in rl)
@@ -609,7 +674,11 @@ def run_demo(cfg: DemoConfig, log: Log = print) -> DemoResult:
     log(
         f"[4/5] GRPO with Geo-R's reward (TRL GRPOTrainer): {cfg.grpo_steps} steps x "
         f"{cfg.grpo_images_per_step} photos x {cfg.num_generations} answers"
-        + (f", on {len(rl_cities)} cities SFT never saw" if rl_cities else "")
+        + (
+            f", on {cfg.n_rl} GPS-only photos spread {cfg.rl_spread_km:g} km around the training cities"
+            if cfg.rl_pool == "spread"
+            else (f", on {len(rl_cities)} cities SFT never saw" if rl_cities else "")
+        )
     )
     grpo = run_grpo(sft.model_dir, data_dir, cfg)
     done("grpo")
@@ -908,10 +977,16 @@ def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
         "`GRPOTrainer` via `georeason.train.train_grpo` with `rewards: [geor:1]` (r_dist(d) × r_format, "
         "Geo-R's product). "
         + (
-            f"GRPO's photos are of {cfg.rl_cities_per_admin1} training city per region kept out of SFT "
-            "(Geo-R's hard RL data: places the warm start cannot name)."
+            f"SFT's photos are of the training cities but {cfg.rl_cities_per_admin1} per region "
+            "(Geo-R's hard RL data: places the warm start cannot name). "
             if cfg.rl_cities_per_admin1
-            else "Both stages train on every training photo."
+            else "SFT trains on every training photo. "
+        )
+        + (
+            f"GRPO's are {cfg.n_rl} GPS-only photos anywhere within {cfg.rl_spread_km:g} km of the "
+            "training cities (`draw_spread_photos`: the land between cities, no landmark)."
+            if cfg.rl_pool == "spread"
+            else "GRPO's are the photos of the cities kept out of SFT."
         ),
         "",
     ]
