@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,23 @@ def test_bad_settings_fail_clearly(tmp_path: Path) -> None:
         DemoConfig(cities_per_admin1=3, rl_cities_per_admin1=2).check()
     res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(tmp_path), "--num-generations", "1"])
     assert res.exit_code != 0
+    with pytest.raises(ValueError, match="rl_pool"):
+        DemoConfig(rl_pool="everywhere").check()
+    with pytest.raises(ValueError, match="n_rl"):
+        DemoConfig(rl_pool="spread", n_rl=0).check()
+
+
+def test_spread_pool_is_grpo_data_and_sft_keeps_its_cities(tmp_path: Path) -> None:
+    """rl_pool='spread': GRPO's split is n_rl GPS-only photos around the training cities;
+    SFT's split still leaves out the RL cities."""
+    from datasets import load_from_disk
+
+    from georeason.demo import make_demo_world, split_training_cities
+
+    cfg = replace(quick_config(tmp_path), rl_pool="spread", n_rl=12, rl_spread_km=50.0)
+    data = make_demo_world(cfg)
+    out, rl_cities = split_training_cities(data, cfg)
+    dd = load_from_disk(str(out))
+    assert len(dd["rl"]) == 12 and all("-spread-" in i for i in dd["rl"]["id"])
+    sft_cities = {f"{c} ({cc})" for c, cc in zip(dd["sft"]["city"], dd["sft"]["country_code"], strict=True)}
+    assert rl_cities and not sft_cities & set(rl_cities)
