@@ -1174,6 +1174,14 @@ def _features() -> Any:
     )
 
 
+def _rows_dataset(rows: list[dict[str, Any]]) -> Any:
+    """GeoSample rows -> a ``datasets.Dataset`` with the world's features (images as PNG)."""
+    from datasets import Dataset
+
+    features = _features()
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
+
+
 @dataclass
 class SyntheticData:
     """A generated world: the datasets plus what is needed to analyse them."""
@@ -1232,7 +1240,7 @@ def generate_world(
         raise ValueError(f"no_clue_share must be in [0, 1], got {no_clue_share}")
     if image_size < 28:
         raise ValueError(f"image_size must be >= 28 pixels (two 14-pixel patches), got {image_size}")
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
 
     rates = clue_rates or ClueRates()
     world = build_world(
@@ -1244,15 +1252,13 @@ def generate_world(
         countries=countries,
         jitter_km=jitter_km,
     )
-    features = _features()
     splits: dict[str, Any] = {}
     clues: dict[str, list[Clues]] = {}
     for split, n in (("train", n_train), ("test", n_test)):
         rows, cl = _make_split(
             world, split, n, image_size=image_size, no_clue_share=no_clue_share, rates=rates
         )
-        cols = {k: [r[k] for r in rows] for k in features}
-        splits[split] = Dataset.from_dict(cols, features=features)
+        splits[split] = _rows_dataset(rows)
         clues[split] = cl
     params = {
         "n_train": n_train,
@@ -1302,8 +1308,6 @@ def draw_spread_photos(
     Deterministic by the world's seed (its own random stream, ``spread``); returns
     a ``datasets.Dataset`` with the GeoSample columns (ids ``synth{seed}-spread-{i}``).
     """
-    from datasets import Dataset
-
     if n < 1:
         raise ValueError(f"need n >= 1 spread photos, got {n}")
     if radius_km <= 0:
@@ -1318,8 +1322,7 @@ def draw_spread_photos(
         rates=rates,
         radius_km=radius_km,
     )
-    features = _features()
-    return Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
+    return _rows_dataset(rows)
 
 
 def make_world(
