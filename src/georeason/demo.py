@@ -70,8 +70,13 @@ whether GRPO beats SFT by more than that spread.
   slower here), so ``generation_kwargs={"use_cache": True}`` is passed.
 
 **Why GRPO does not beat SFT here by more than the seed spread (2026-11-25).**
-From the same three SFT models (seeds 0-2; held-out median 150 / 162 / 125 km,
-acc@25 km 0.75 / 0 / 0.25 %), only GRPO changed; medians in km, per seed:
+``python benchmarks/bench_demo_seeds.py --seeds 3`` with the defaults: SFT only
+151 +- 2 km held-out median, SFT + GRPO 140 +- 20 km (per seed -29.5, -12.2,
++10.5 km), acc@25 km 0.2 % for both. To find out why, GRPO variants were run
+from fixed SFT models (seed 0 as the demo trains it; seeds 1 and 2 trained in
+1-thread processes, which round differently from the demo's 2 threads: held-out
+median 150 / 162 / 125 km, acc@25 km 0.75 / 0 / 0.25 %); only GRPO changed;
+per seed:
 
 ====================================================  ==================  ==============
 GRPO variant (100 steps x 4 photos x 8 answers)        held-out median     acc@25 km %
@@ -106,8 +111,10 @@ What the runs show:
 4. *More learning rate breaks the greedy reading* (3e-4: held-out country
    accuracy 80-88 % -> 76-86 %, medians up ~40 km in 5 of 6 runs), and the budget (<= 10
    minutes on 2 cores: SFT ~290 s, GRPO ~2.4 s a step) leaves ~100 GRPO steps.
-   Within it, GRPO moves the held-out median by about as much as the seeds
-   differ (SFT: 146 +- 19 km), in either direction.
+   Within it, GRPO moves the held-out median by -30 to +20 km (+40 km at
+   3e-4) depending on seed and variant: the defaults' mean gain (10 km) is half
+   GRPO's own spread across seeds (20 km). What the runs point to next: more
+   GRPO steps than the CPU budget allows, on the spread pool, at T=0.7.
 """
 
 from __future__ import annotations
