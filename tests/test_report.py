@@ -131,6 +131,8 @@ def test_report_figures_by_hand(run_dir: Path) -> None:
     assert h["named"]["country"]["correct"] == 4 and h["named"]["country"]["n"] == 8
     assert h["from_coordinates"]["country"]["correct"] == 5
     assert h["named"]["city"]["correct"] == 2  # Paris, Madrid (Osaka is not Tokyo, Perth not Sydney)
+    # geor answers without a Continent line: that level is not asked, so not scored as 0%.
+    assert "continent" not in h["named"] and "continent" in h["from_coordinates"]
 
     # Published rows for the same benchmark, with their source and verification.
     pub = rep["published"]["rows"]

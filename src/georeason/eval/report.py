@@ -290,6 +290,14 @@ def build_report(
         metrics.hierarchy["city"] = _named_city_within(
             named, true_labels, tlat, tlon, CITY_RADIUS_KM, n_bootstrap, metrics.confidence, seed
         )
+    if has_named:
+        # A level no answer names while others are named is not part of the protocol's
+        # format (geor without Continent, globe's country/city): "not asked", not 0%.
+        given = {k: bool((named[k] != "").any()) for k in named.columns}
+        if any(given.values()):
+            for level in list(metrics.hierarchy):
+                if level in given and not given[level]:
+                    del metrics.hierarchy[level]
     # The city *of a predicted point* is a distance question (acc@25km answers it): left out.
     coord_labels = _coordinate_labels(plat, plon).drop(columns=["city"])
     coord_metrics = compute_metrics(
