@@ -467,10 +467,21 @@ def render_markdown(report: Mapping[str, Any], *, images: Mapping[str, str] | No
     # Published rows beside ours.
     pub = report["published"]
     out += ["## Beside published results", ""]
-    acc = report["accuracy_percent"]
-    keys = ["acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km"]
+    # From the unrounded values, as the distance table above prints them (one rounding).
+    ours = report["metrics"]["accuracy"]
+    ours_keys = ["acc@1km", "acc@25km", "acc@200km", "acc@750km", "acc@2500km"]
+    keys = ["acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km"]  # published rows' columns
     rows = [
-        ["**this run**", *[("—" if acc.get(k) is None else f"**{acc[k]:.1f}**") for k in keys], "", "", ""]
+        [
+            "**this run**",
+            *[
+                "—" if ours.get(k, {}).get("value") is None else f"**{_fmt_pct(ours[k]['value'])}**"
+                for k in ours_keys
+            ],
+            "",
+            "",
+            "",
+        ]
     ]
     for r in pub["rows"]:
         rows.append(
