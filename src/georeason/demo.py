@@ -93,9 +93,9 @@ What the runs show:
 1. *GRPO learns its own photos, and that does not transfer.* On the RL cities'
    photos (greedy, 160 photos, seed 0) the median error fell from 211 km (SFT)
    to 166 km (default) and 115 km (T=0.7, std-scaled); two thirds of those
-   answers were *new* coordinates, more than 20 km from any city (SFT: one third). On held-out cities the
-   same model did not improve: it learnt the 24 RL cities' places by their
-   tint, not the tint as a position.
+   answers were *new* coordinates, more than 20 km from any city (SFT: one
+   third). On held-out cities the same model did not improve: it learnt the
+   24 RL cities' places by their tint, not the tint as a position.
 2. *Why: the photos sit in 15-km disks around 120 cities*, so no training photo
    shows the road tint of the land between cities, where held-out cities lie.
    The spread pool (``rl_pool="spread"``, :func:`georeason.data.synthetic.draw_spread_photos`:
@@ -109,8 +109,9 @@ What the runs show:
    At T=0.7: 0.77, 4.2 distinct cities, 0.5 % ~0; the spread is the choice of
    city, which is what greedy answers get wrong on held-out cities.
 4. *More learning rate breaks the greedy reading* (3e-4: held-out country
-   accuracy 80-88 % -> 76-86 %, medians up ~40 km in 5 of 6 runs), and the budget (<= 10
-   minutes on 2 cores: SFT ~290 s, GRPO ~2.4 s a step) leaves ~100 GRPO steps.
+   accuracy 80-88 % -> 76-86 %, medians up ~40 km in 5 of 6 runs), and the
+   budget (<= 10 minutes on 2 cores: SFT ~290 s, GRPO ~2.4 s a step) leaves
+   ~100 GRPO steps.
    Within it, GRPO moves the held-out median by -30 to +20 km (+40 km at
    3e-4) depending on seed and variant: the defaults' mean gain (10 km) is half
    GRPO's own spread across seeds (20 km). What the runs point to next: more
@@ -343,14 +344,11 @@ def split_training_cities(data: Any, cfg: DemoConfig) -> tuple[Path, list[str]]:
     out = cfg.out / "train_data"
     spread = None
     if cfg.rl_pool == "spread":
-        from georeason.data.synthetic import ClueRates, draw_spread_photos
+        from georeason.data.synthetic import draw_spread_photos
 
+        # Default clue rates, as the demo's world (it changes only landmark_rate; the pool draws none).
         spread = draw_spread_photos(
-            data.world,
-            cfg.n_rl,
-            radius_km=cfg.rl_spread_km,
-            image_size=cfg.image_size,
-            clue_rates=ClueRates(landmark=cfg.landmark_rate),
+            data.world, cfg.n_rl, radius_km=cfg.rl_spread_km, image_size=cfg.image_size
         )
     k = cfg.rl_cities_per_admin1
     if k == 0:
