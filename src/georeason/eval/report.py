@@ -292,7 +292,7 @@ def build_report(
         )
     if has_named:
         # A level no answer names while others are named is not part of the protocol's
-        # format (geor without Continent, globe's country/city): "not asked", not 0%.
+        # format (geor without Continent, globe without State): "not asked", not 0%.
         given = {k: bool((named[k] != "").any()) for k in named.columns}
         given["country"] = given["country"] or given["country_code"]  # named by its code alone
         if any(given.values()):
