@@ -310,6 +310,31 @@ def test_oracle_on_a_clueless_image_answers_the_training_medoid(data: syn.Synthe
         syn.oracle_predict(world, c, "psychic")
 
 
+def test_centre_oracle_answers_the_point_nearest_to_the_regions_seen_cities(data: syn.SyntheticData) -> None:
+    from georeason.geo import haversine_km
+
+    world = data.world
+    held = world.split_places("test")[0]
+    # banner and sign legible, tint too: the centre oracle ignores the tint
+    level = syn.tint_of(world, held.country_code, held.lat, held.lon)
+    c = syn.Clues(held.index, held.lat, held.lon, True, banner=True, sign=True, tint=True, tint_level=level)
+    region = (held.country_code, held.admin1)
+    seen = [p for p in world.split_places("train") if (p.country_code, p.admin1) == region]
+    assert len(seen) >= 2
+    lat, lon = np.array([p.lat for p in seen]), np.array([p.lon for p in seen])
+    centre = syn.oracle_predict(world, c, "centre")
+    namer = syn.oracle_predict(world, c, "namer")
+    assert (centre.country_code, centre.admin1, centre.city) == (namer.country_code, namer.admin1, namer.city)
+    cost = float(haversine_km(centre.lat, centre.lon, lat, lon).sum())
+    # never worse than the medoid city, and a local minimum of the summed distance
+    assert cost <= float(haversine_km(namer.lat, namer.lon, lat, lon).sum()) + 1e-6
+    for dlat, dlon in ((0.05, 0.0), (-0.05, 0.0), (0.0, 0.05), (0.0, -0.05)):
+        assert cost <= float(haversine_km(centre.lat + dlat, centre.lon + dlon, lat, lon).sum()) + 1e-6
+    # the tint changes snap/reader, never the centre
+    moved = dataclasses.replace(c, tint_level=(c.tint_level[0] // 2, c.tint_level[1] // 2))
+    assert syn.oracle_predict(world, moved, "centre") == centre
+
+
 # --- I/O, CLI, errors -----------------------------------------------------------------
 
 

@@ -149,6 +149,7 @@ ROWS = (RANDOM_LAND, COMMON_CITY, SFT_ONLY, SFT_GRPO)
 MODEL_ROWS = (SFT_ONLY, SFT_GRPO)
 ORACLES = {
     "namer": "oracle: names the best seen city (no tint)",
+    "centre": "oracle: centre of the seen cities (no tint)",
     "snap": "oracle: seen city nearest the tint",
     "reader": "oracle: reads the tint (ceiling)",
 }
@@ -227,6 +228,9 @@ class DemoConfig:
     temperature: float = 1.0
     scale_rewards: str = "none"  # Dr. GRPO: advantages r - mean(group), not divided by the std
     top_entropy_quantile: float = 1.0
+    # GRPO trains the language model only (VLM-R1's --freeze_vision_modules): the reward
+    # scores coordinates, and updating the vision tower from it blurs the clue reading.
+    grpo_freeze_vision: bool = False
     max_completion_length: int = 100  # gold answers: ~65 tokens, the longest ~85
     # --- evaluation
     eval_batch_size: int = 50
@@ -453,6 +457,7 @@ def run_grpo(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
         beta=cfg.beta,
         scale_rewards=cfg.scale_rewards,
         top_entropy_quantile=cfg.top_entropy_quantile,
+        freeze_vision_tower=cfg.grpo_freeze_vision,
         learning_rate=cfg.grpo_lr,
         lr_scheduler_type="constant",
         # TRL saves the SFT model with use_cache=False; without the KV cache every
@@ -919,8 +924,10 @@ def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
         render_table(results),
         "",
         "The oracle rows read the clues perfectly but know only the training cities "
-        "(docs/synthetic_world.md): *namer* names the best seen city, *snap* the seen city nearest "
-        "the position the road tint encodes, *reader* answers that position (the ceiling).",
+        "(docs/synthetic_world.md): *namer* names the best seen city, *centre* answers the point "
+        "nearest to all seen cities of the region (what a distance reward favours when the tint is "
+        "not read; no training answer is that point), *snap* the seen city nearest the position the "
+        "road tint encodes, *reader* answers that position (the ceiling).",
         "",
         "## Does GRPO beat SFT only?",
         "",

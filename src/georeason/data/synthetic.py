@@ -29,7 +29,7 @@ coordinates of a held-out city can only be inferred from the road tint. A model
 that imitates training answers names a seen city and copies its coordinates
 (error: the distance between cities of the region, ~100 km); a model optimised
 for distance can read the tint and do better. :func:`oracle_predict` computes
-both bounds ("namer" and "reader") on every generated image.
+its bounds ("namer", "centre", "snap", "reader") on every generated image.
 
 Determinism: the places and their codebook (which banner is France's, which
 sign is Bavaria's) depend only on the gazetteer and the world-size arguments;
@@ -1049,7 +1049,7 @@ class OraclePrediction:
     city: str
 
 
-ORACLE_MODES = ("namer", "snap", "reader")
+ORACLE_MODES = ("namer", "centre", "snap", "reader")
 
 
 def oracle_predict(world: SyntheticWorld, clues: Clues, mode: str = "reader") -> OraclePrediction:
@@ -1063,6 +1063,11 @@ def oracle_predict(world: SyntheticWorld, clues: Clues, mode: str = "reader") ->
     - ``"namer"``: the medoid of the candidates (the seen city with the least
       summed distance to the others): the best answer that ignores the road
       tint and copies a training target (a seen city and its coordinates);
+    - ``"centre"``: the geometric median of the candidates' coordinates (names
+      of their medoid): the answer that minimises the summed distance to the
+      seen cities without the tint, usually a point no city stands on. It is
+      what a distance reward favours when the tint is not read, and what
+      imitating training answers (always a city's coordinates) cannot give;
     - ``"snap"``: if the country is certain and the tint legible, the candidate
       city nearest to the position the tint encodes: still a seen city, but
       chosen with the continuous clue; otherwise as ``namer``;
@@ -1071,7 +1076,7 @@ def oracle_predict(world: SyntheticWorld, clues: Clues, mode: str = "reader") ->
       pulled within ``jitter_km`` of the city when the landmark names a seen
       city; otherwise as ``namer``. This is the ceiling.
 
-    Clue-less images get the medoid of all training cities.
+    Clue-less images get the medoid of all training cities (in every mode).
     """
     if mode not in ORACLE_MODES:
         raise ValueError(f"mode must be one of {ORACLE_MODES}, got {mode!r}")
@@ -1086,7 +1091,7 @@ def oracle_predict(world: SyntheticWorld, clues: Clues, mode: str = "reader") ->
             narrowed = [q for q in cand if getattr(q, attr) == getattr(p, attr)]
             cand = narrowed or cand  # no match: a clue of a place never seen in training
     countries = {q.country_code for q in cand}
-    if mode != "namer" and clues.tint and clues.tint_level is not None and len(countries) == 1:
+    if mode in ("snap", "reader") and clues.tint and clues.tint_level is not None and len(countries) == 1:
         from georeason.geo import haversine_km
 
         cc = next(iter(countries))
@@ -1110,7 +1115,23 @@ def oracle_predict(world: SyntheticWorld, clues: Clues, mode: str = "reader") ->
             lat, lon = near.lat + f * (lat - near.lat), near.lon + f * (lon - near.lon)
         return OraclePrediction(lat, lon, cc, near.admin1, near.city)
     m = _medoid(cand)
+    if mode == "centre":
+        lat, lon = _geometric_median(cand)
+        return OraclePrediction(lat, lon, m.country_code, m.admin1, m.city)
     return OraclePrediction(m.lat, m.lon, m.country_code, m.admin1, m.city)
+
+
+def _geometric_median(places: list[WorldPlace], iters: int = 100) -> tuple[float, float]:
+    """The point minimising the summed haversine distance to ``places`` (Weiszfeld's
+    iteration on lat/lon; candidates share a country or continent, so no antimeridian)."""
+    from georeason.geo import haversine_km
+
+    pts = np.array([(p.lat, p.lon) for p in places])
+    x = pts.mean(axis=0)
+    for _ in range(iters):
+        w = 1.0 / np.maximum(haversine_km(x[0], x[1], pts[:, 0], pts[:, 1]), 1e-6)
+        x = (pts * w[:, None]).sum(axis=0) / w.sum()
+    return float(x[0]), float(x[1])
 
 
 ACC_THRESHOLDS_KM = (1.0, 25.0, 200.0, 750.0, 2500.0)
