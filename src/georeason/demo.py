@@ -78,44 +78,79 @@ from fixed SFT models (seed 0 as the demo trains it; seeds 1 and 2 trained in
 median 150 / 162 / 125 km, acc@25 km 0.75 / 0 / 0.25 %); only GRPO changed;
 per seed:
 
-====================================================  ==================  ==============
-GRPO variant (100 steps x 4 photos x 8 answers)        held-out median     acc@25 km %
-====================================================  ==================  ==============
-default: RL cities, T=1, Dr. GRPO, lr 1e-4              121 / — / —         0.5 / — / —
-RL cities, T=0.7, std-scaled (Geo-R's GRPO), lr 1e-4    144 / 167 / 162     0.25 / 0 / 1.25
-spread pool 75 km, T=0.7, std-scaled, lr 1e-4           150 / 136 / 145     4.25 / 0 / 0.25
-spread pool 75 km, T=0.7, std-scaled, lr 3e-4           193 / 202 / 164     1.25 / 0 / 0
-spread pool 75 km, T=0.7, batch-std-scaled, lr 3e-4     214 / 149 / 166     0 / 0.25 / 3.0
-====================================================  ==================  ==============
+=======================================================  ==================  ==============
+GRPO variant (100 steps x 4 photos x 8 answers)           held-out median     acc@25 km %
+=======================================================  ==================  ==============
+default: RL cities, T=1, Dr. GRPO, lr 1e-4                 121 / 184 / 127     0.5 / 0 / 1.0
+RL cities, T=0.7, std-scaled (Geo-R's GRPO), lr 1e-4       144 / 167 / 162     0.25 / 0 / 1.25
+spread pool 75 km, T=0.7, std-scaled, lr 1e-4              150 / 136 / 145     4.25 / 0 / 0.25
+  the same, 200 steps                                      152 / 152 / —       0.25 / 0 / —
+  the same, 300 steps                                      150 / 161 / —       1.75 / 0 / —
+spread pool 75 km, T=0.7, std-scaled, lr 3e-4              193 / 202 / 164     1.25 / 0 / 0
+  the same, vision tower frozen                            241 / — / —         2.75 / — / —
+  the same, top 20 % entropy tokens only                   162 / — / —         0.75 / — / —
+spread pool 75 km, T=0.7, batch-std-scaled, lr 3e-4        214 / 149 / 166     0 / 0.25 / 3.0
+=======================================================  ==================  ==============
 
 What the runs show:
 
-1. *GRPO learns its own photos, and that does not transfer.* On the RL cities'
+1. *A seed's median is decided by ~24 choices.* The model answers one seen city
+   for nearly every photo of a held-out city (typically 15 of its 17), so the
+   median over 400 photos is, in effect, the median over the 24 held-out
+   cities' answers. GRPO changes the answer for 7-12 of them; in seed 0
+   (default) 10 moved closer and 2 farther, in seed 2 most moved farther.
+2. *Nothing is to be gained on held-out cities without reading the road tint.*
+   The world's oracles (3 seeds): the best seen city named without the tint
+   147 +- 8 km; the best *point* without the tint (``centre``: the geometric
+   median of the region's seen cities, which no training answer holds and a
+   distance reward favours) 144 +- 6 km; SFT alone 151 +- 2 km. Only an answer
+   that follows the tint does better: the seen city nearest it 87 +- 4 km, the
+   position it encodes 2 km.
+3. *The tint is seen but not used.* A linear probe on the image tokens the
+   decoder receives (``scripts/probe_tint.py``, seed 0) places the held-out
+   photos at a median 6.8 km (94.5 % within 25 km; 11.8 km from the random
+   weights). Yet on photos of SFT's own cities with the region right, no
+   landmark and a legible tint, SFT names the right city in 37 of 77 (48 %;
+   3 SFT cities a region, so chance is 33 %), the default GRPO model in 26 of
+   74 (35 %). The decoder does
+   not learn, in 500 SFT steps, to turn the tint into a city or into
+   coordinate digits, and ~100 GRPO steps do not teach it either.
+4. *GRPO learns its own photos, and that does not transfer.* On the RL cities'
    photos (greedy, 160 photos, seed 0) the median error fell from 211 km (SFT)
    to 166 km (default) and 115 km (T=0.7, std-scaled); two thirds of those
    answers were *new* coordinates, more than 20 km from any city (SFT: one
    third). On held-out cities the same model did not improve: it learnt the
-   24 RL cities' places by their tint, not the tint as a position.
-2. *Why: the photos sit in 15-km disks around 120 cities*, so no training photo
-   shows the road tint of the land between cities, where held-out cities lie.
-   The spread pool (``rl_pool="spread"``, :func:`georeason.data.synthetic.draw_spread_photos`:
-   GPS-only photos anywhere within 75 km of the training cities) fills that
-   land; with it GRPO's answers reached 25 km of held-out photos that no seen
-   city is within 35 km of (4.25 % in seed 0), the first sign of the tint read
-   as a position, but not in every seed.
-3. *Sampling temperature.* At T=1 the SFT model's sampled answers score 0.62
+   24 RL cities' places, not the tint as a position. With 1 RL city per
+   region, GRPO mostly moves a region's answer towards its RL city: whether
+   that helps a held-out city is a matter of where it lies, hence the spread.
+5. *The spread pool* (``rl_pool="spread"``, :func:`georeason.data.synthetic.draw_spread_photos`:
+   GPS-only photos anywhere within 75 km of the training cities) shows GRPO
+   the land between cities, where held-out cities lie. It moves answers
+   towards the region's centre (median distance of the answers to it 73 -> 63
+   km in seed 0), which point 2 shows is worth nothing, and once reached 25 km
+   of held-out photos that no seen city is within 35 km of (4.25 % in seed 0).
+   Three times the steps (300) raise the training reward (0.73 -> 0.78) and
+   GeoScore (seed 0: 3,920 -> 3,934; acc@750 km 83.5 -> 86.8 %) but not the
+   median (150 -> 150 km; seed 1: 162 -> 161 km): a wrong country costs ~0.5
+   of Geo-R's reward, a wrong city of the right region ~0.05, so GRPO's
+   gains go to the coarse levels.
+6. *Sampling temperature.* At T=1 the SFT model's sampled answers score 0.62
    (greedy 0.81; 5.8 distinct cities in 8 answers, 6 % scored ~0): the group's
    reward spread is mostly broken samples, which greedy decoding never makes.
-   At T=0.7: 0.77, 4.2 distinct cities, 0.5 % ~0; the spread is the choice of
-   city, which is what greedy answers get wrong on held-out cities.
-4. *More learning rate breaks the greedy reading* (3e-4: held-out country
-   accuracy 80-88 % -> 76-86 %, medians up ~40 km in 5 of 6 runs), and the
-   budget (<= 10 minutes on 2 cores: SFT ~290 s, GRPO ~2.4 s a step) leaves
-   ~100 GRPO steps.
-   Within it, GRPO moves the held-out median by -30 to +20 km (+40 km at
-   3e-4) depending on seed and variant: the defaults' mean gain (10 km) is half
-   GRPO's own spread across seeds (20 km). What the runs point to next: more
-   GRPO steps than the CPU budget allows, on the spread pool, at T=0.7.
+   At T=0.7: 0.77, 4.2 distinct cities, 0.5 % ~0.
+7. *More learning rate breaks the answers* (3e-4: held-out country accuracy
+   80-88 % -> 76-86 %, medians up ~40 km in 5 of 6 runs). Freezing the vision
+   tower (``grpo_freeze_vision``, VLM-R1's ``--freeze_vision_modules``) does
+   not prevent it: the answers degenerate into names no city has ("Perpan",
+   "Melban"), repeated digits ("(43.4444, 4.4443)") and a State that
+   contradicts the sign the reasoning read; the reward scores only the
+   coordinates, and at this rate the KL term (0.04) does not hold the rest.
+
+In short: within the budget (<= 10 minutes on 2 cores: SFT ~290 s, GRPO ~2.4 s
+a step), GRPO moves the held-out median by -30 to +20 km at 1e-4 depending on
+seed and variant; the defaults' mean gain (10 km) is half GRPO's own spread
+across seeds (20 km). The gain the claim asks for needs the decoder to answer
+from the road tint, which neither stage teaches this model in this budget.
 """
 
 from __future__ import annotations
