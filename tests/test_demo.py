@@ -173,3 +173,26 @@ def test_spread_pool_is_grpo_data_and_sft_keeps_its_cities(tmp_path: Path) -> No
     assert len(dd["rl"]) == 12 and all("-spread-" in i for i in dd["rl"]["id"])
     sft_cities = {f"{c} ({cc})" for c, cc in zip(dd["sft"]["city"], dd["sft"]["country_code"], strict=True)}
     assert rl_cities and not sft_cities & set(rl_cities)
+
+
+def test_grpo_stage_takes_every_grpo_knob(tmp_path: Path) -> None:
+    """The demo's GRPO knobs reach TRL's GRPOConfig (what the docstring's variants were run with)."""
+    from georeason.demo import grpo_config
+
+    cfg = replace(
+        quick_config(tmp_path),
+        temperature=0.7,
+        scale_rewards="group",
+        beta=0.0,
+        grpo_lr=3e-4,
+        top_entropy_quantile=0.2,
+        grpo_freeze_vision=True,
+        num_generations=4,
+        grpo_images_per_step=3,
+    )
+    c = grpo_config(tmp_path / "model", tmp_path / "data", cfg)
+    assert (c.temperature, c.scale_rewards, c.beta, c.learning_rate) == (0.7, "group", 0.0, 3e-4)
+    assert c.top_entropy_quantile == 0.2 and c.freeze_vision_tower is True
+    assert c.num_generations == 4 and c.per_device_train_batch_size == 12  # 3 photos x 4 answers
+    assert c.max_steps == cfg.grpo_steps and c.dataset_split == "rl" and c.rewards == ["geor:1"]
+    assert not grpo_config(tmp_path / "model", tmp_path / "data", quick_config(tmp_path)).freeze_vision_tower

@@ -475,9 +475,16 @@ def run_sft(
 
 def run_grpo(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
     """GRPO from the warm start with Geo-R's reward, r_dist(d) x r_format."""
-    from georeason.train import GeoGRPOConfig, train_grpo
+    from georeason.train import train_grpo
 
-    config = GeoGRPOConfig(
+    return train_grpo(grpo_config(model_dir, data_dir, cfg))
+
+
+def grpo_config(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
+    """The :class:`~georeason.train.GeoGRPOConfig` of the demo's GRPO stage."""
+    from georeason.train import GeoGRPOConfig
+
+    return GeoGRPOConfig(
         model_name_or_path=str(model_dir),
         dataset_name=str(data_dir),
         dataset_split="rl",
@@ -500,7 +507,6 @@ def run_grpo(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
         generation_kwargs={"use_cache": True},
         **_cpu_args(cfg, logging_steps=1),  # one reward point per step: the reward curve
     )
-    return train_grpo(config)
 
 
 # --------------------------------------------------------------------------------------
