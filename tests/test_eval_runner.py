@@ -385,7 +385,15 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tiny_model: Path, tmp_path
         )
 
     # 2. Resume, then Ctrl-C (SIGINT) a few batches later: a clean exit with code 130.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the child the default disposition, as a terminal's would be.
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     _wait_for_lines(proc, preds, len(before_kill) + 4)
     assert proc.poll() is None, "the resumed run finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
