@@ -72,6 +72,7 @@ def test_quick_demo_writes_report_pngs_and_results(quick_run: tuple[Path, str]) 
     for png in (REWARD_PNG, CDF_PNG, MAP_PNG):
         assert f"]({png})" in report
     assert "Does GRPO beat SFT only?" in report
+    assert "Does the answer follow its reasoning?" in report
 
     # the table is printed at the end, and progress was shown stage by stage
     for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
@@ -104,6 +105,11 @@ def test_quick_demo_results_are_real_measurements(quick_run: tuple[Path, str]) -
         lines = (out / "eval" / name / "predictions.jsonl").read_text().splitlines()
         assert len(lines) == n_test
     assert (out / "sft" / "config.json").is_file() and (out / "grpo" / "config.json").is_file()
+    # how each model's answer follows its own reasoning about the road tint
+    for name in (SFT_ONLY, SFT_GRPO):
+        reading = res["reading"][name]
+        assert set(reading) == {"n", "word_right", "follows_word", "in_true_cell"}
+        assert 0 <= reading["n"] <= n_test
 
 
 def _result(seed: int, sft: tuple[float, float], grpo: tuple[float, float]) -> DemoResult:
@@ -196,3 +202,58 @@ def test_grpo_stage_takes_every_grpo_knob(tmp_path: Path) -> None:
     assert c.num_generations == 4 and c.per_device_train_batch_size == 12  # 3 photos x 4 answers
     assert c.max_steps == cfg.grpo_steps and c.dataset_split == "rl" and c.rewards == ["geor:1"]
     assert not grpo_config(tmp_path / "model", tmp_path / "data", quick_config(tmp_path)).freeze_vision_tower
+
+
+def test_tint_reading_checks_the_answer_against_its_own_reasoning(tmp_path: Path) -> None:
+    """tint_reading: the reasoning's tint direction vs the truth, and the answer vs the reasoning."""
+    from georeason.data.synthetic import tint_direction
+    from georeason.demo import make_demo_world, tint_reading
+
+    data = make_demo_world(quick_config(tmp_path))
+    world, clues = data.world, data.clues["test"]
+    ids = data.datasets["test"]["id"]
+    i = next(k for k, c in enumerate(clues) if c.tint)
+    c = clues[i]
+    cc = world.places[c.place].country_code
+    lat0, lat1, lon0, lon1 = world.tint_boxes[cc]
+    true_word = tint_direction(world, cc, c.lat, c.lon)
+    # a point in another third of the box, and the word for it
+    lat, lon = next(
+        (lat0 + a * (lat1 - lat0), lon0 + b * (lon1 - lon0))
+        for a in (0.1, 0.5, 0.9)
+        for b in (0.1, 0.5, 0.9)
+        if tint_direction(world, cc, lat0 + a * (lat1 - lat0), lon0 + b * (lon1 - lon0)) != true_word
+    )
+    other_word = tint_direction(world, cc, lat, lon)
+
+    def record(word: str, plat: float, plon: float, country: str = cc) -> dict[str, object]:
+        text = f"<think>green meadow: Europe. {word} road tint.</think>\n<answer>...</answer>"
+        return {
+            "id": ids[i],
+            "completion": text,
+            "pred_lat": plat,
+            "pred_lon": plon,
+            "pred_country_code": country,
+        }
+
+    records = [
+        record(true_word, c.lat, c.lon),  # right word, answer where it says: all three
+        record(other_word, lat, lon),  # wrong word, answer follows it
+        record(true_word, lat, lon),  # right word, answer elsewhere
+        record(true_word, c.lat, c.lon, country="ZZ"),  # wrong country: not counted
+        {"id": "not-a-photo", "completion": "", "pred_country_code": cc},  # unknown id: not counted
+    ]
+    r = tint_reading(records, data)
+    assert r["n"] == 3
+    assert r["word_right"] == pytest.approx(200 / 3)
+    assert r["follows_word"] == pytest.approx(200 / 3)
+    assert r["in_true_cell"] == pytest.approx(100 / 3)
+    # an answer without coordinates follows nothing
+    no_coords = record(true_word, float("nan"), float("nan"))
+    assert tint_reading([no_coords], data) == {
+        "n": 1.0,
+        "word_right": 100.0,
+        "follows_word": 0.0,
+        "in_true_cell": 0.0,
+    }
+    assert math.isnan(tint_reading([], data)["word_right"])

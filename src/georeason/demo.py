@@ -165,6 +165,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -659,6 +660,62 @@ def score(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     return row
 
 
+# "... south-west road tint." in a Chain of Region reasoning (synthetic.describe's words).
+_TINT_WORDS = re.compile(r"\b((?:north|south)(?:-(?:east|west))?|east|west|central) road tint\b")
+READING_KEYS = (
+    ("word_right", "reasoning names the true tint direction"),
+    ("follows_word", "answer lies where its reasoning says"),
+    ("in_true_cell", "answer lies in the true direction"),
+)
+
+
+def tint_reading(records: Sequence[dict[str, Any]], data: Any, split: str = "test") -> dict[str, float]:
+    """Does the answer follow its own reasoning about the road tint?
+
+    On the photos of ``split`` whose road tint is legible and whose country the model
+    named right (the tint is a position in the country's box), in %:
+
+    - ``word_right``: the reasoning names the tint's true direction ("north-east road
+      tint": thirds of the country's box, :func:`~georeason.data.synthetic.tint_direction`);
+    - ``follows_word``: the answer's coordinates lie in the direction the reasoning named
+      (the chain is consistent, right or wrong);
+    - ``in_true_cell``: the answer's coordinates lie in the true direction.
+
+    ``n`` is the number of such photos. A reward that scores only the coordinates
+    (Geo-R's) does not see the reasoning: this shows whether GRPO keeps the two tied.
+    """
+    from georeason.data.synthetic import tint_direction
+
+    world = data.world
+    index = {sid: i for i, sid in enumerate(data.datasets[split]["id"])}
+    n = right = follows = in_true = 0
+    for r in records:
+        i = index.get(str(r.get("id")))
+        if i is None:
+            continue
+        clues = data.clues[split][i]
+        cc = world.places[clues.place].country_code
+        if not clues.tint or r.get("pred_country_code") != cc:
+            continue
+        n += 1
+        true_word = tint_direction(world, cc, clues.lat, clues.lon)
+        m = _TINT_WORDS.search(r.get("completion") or "")
+        word = m.group(1) if m else None
+        right += word == true_word
+        lat, lon = _num(r.get("pred_lat")), _num(r.get("pred_lon"))
+        if math.isfinite(lat) and math.isfinite(lon):
+            answer_word = tint_direction(world, cc, lat, lon)
+            follows += answer_word == word
+            in_true += answer_word == true_word
+    pct = (lambda k: 100.0 * k / n) if n else (lambda _k: float("nan"))
+    return {
+        "n": float(n),
+        "word_right": pct(right),
+        "follows_word": pct(follows),
+        "in_true_cell": pct(in_true),
+    }
+
+
 def _num(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
@@ -689,6 +746,7 @@ class DemoResult:
     rl_cities: list[str]
     distances: dict[str, list[float]] = field(default_factory=dict)  # row -> error km per test photo
     map_points: dict[str, list[float]] = field(default_factory=dict)  # SFT + GRPO: true/pred lat/lon
+    reading: dict[str, dict[str, float]] = field(default_factory=dict)  # model row -> tint_reading()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -767,6 +825,7 @@ def run_demo(cfg: DemoConfig, log: Log = print) -> DemoResult:
         sft_loss=[float(h["loss"]) for h in sft.log_history if "loss" in h],
         rl_cities=rl_cities,
         distances={name: [_num(r.get("distance_km")) for r in records[name]] for name in ROWS},
+        reading={name: tint_reading(records[name], data) for name in MODEL_ROWS},
         map_points={
             "true_lat": [float(r["true_lat"]) for r in g],
             "true_lon": [float(r["true_lon"]) for r in g],
@@ -875,9 +934,7 @@ def _pm(mean: float, std: float) -> str:
 def _fmt(value: float, kind: str) -> str:
     if not math.isfinite(value):
         return "—"
-    if kind == "km":
-        return f"{value:,.0f}"
-    if kind == "score":
+    if kind in ("km", "score", "count"):
         return f"{value:,.0f}"
     return f"{value:.1f}"
 
@@ -997,6 +1054,25 @@ def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
             lines.append(
                 f"| {name} | "
                 + " | ".join(_cell([v[k] for v in vals], kind) for k, _, kind in COLUMNS)
+                + " |"
+            )
+        lines.append("")
+    if any(r.reading for r in results):
+        lines += [
+            f"## Does the answer follow its reasoning?{spread}",
+            "",
+            "Held-out photos with a legible road tint and the country named right; the reasoning "
+            "names the tint's direction in thirds of the country's box (`north-east road tint`). "
+            "Geo-R's reward scores only the coordinates.",
+            "",
+            "| model | photos | " + " | ".join(label for _, label in READING_KEYS) + " |",
+            "|" + "---|" * (len(READING_KEYS) + 2),
+        ]
+        for name in MODEL_ROWS:
+            vals = [r.reading[name] for r in results if name in r.reading]
+            lines.append(
+                f"| {name} | {_cell([v['n'] for v in vals], 'count')} | "
+                + " | ".join(_cell([v[k] for v in vals], "pct") for k, _ in READING_KEYS)
                 + " |"
             )
         lines.append("")
