@@ -159,6 +159,57 @@ seed and variant; the defaults' mean gain (10 km) is half GRPO's own spread
 across seeds (20 km). The gain the claim asks for needs the decoder to answer
 from the road tint. Imitation teaches that, slowly (point 8); ~100 steps of a
 reward that differs by ~0.05 between the cities of a region do not.
+
+**2026-12-05: the defaults again, group size, reward shape, a trust region.**
+``python benchmarks/bench_demo_seeds.py --seeds 3 --control`` on that day's
+machine (~2x faster than on 2026-11-25, and rounding differently: a seed
+reproduces itself to the digit on one machine, not across machines): SFT only
+136 +- 5 km held-out median, SFT + GRPO 164 +- 20 km, worse in every seed
+(+23.7, +46.9, +12.9 km; on 2026-11-25 -29.5, -12.2, +10.5 km: the sign of
+GRPO's effect follows the rounding). SFT alone for the compute of SFT + GRPO
+(on every training photo): 118 +- 4 km, GeoScore 4,028 vs 3,858. GRPO variants
+from seed 0's SFT model (141 km, acc@25 km 4.0 %; 100 steps, 32 answers a step):
+
+===============================================================  ==========  ===========  ===================
+GRPO variant (seed 0)                                             median km   acc@25 km %  reward, first ->
+                                                                                           last 20 % of steps
+===============================================================  ==========  ===========  ===================
+default: 8 answers x 4 photos, lr 1e-4, beta 0.04, T=1, Dr. GRPO  164         0.5          0.622 -> 0.603
+16 answers x 2 photos                                             159         1.5          0.626 -> 0.610
+4 answers x 8 photos                                              142         1.75         0.575 -> 0.638
+4 x 8, reward exp(-d/100 km) x format (a shaping probe)           151         3.25         0.155 -> 0.174
+4 x 8, lr 1e-3, beta 0.3 (a KL trust region)                      169         3.5          0.475 -> 0.572
+4 x 8, lr 5e-4, beta 0.2, T=0.7, std-scaled                       138         6.0          0.655 -> 0.705
+  the same, seeds 1 and 2 (their SFT: 136 / 130 km)               217 / 181   0 / 0.25     0.640 -> 0.689, ...
+===============================================================  ==========  ===========  ===================
+
+Two world / model variants, whole demo, seed 0: landmarks in 85 % of photos
+(SFT's cities are named by their landmark, so only GRPO's spread pool of 800
+GPS-only photos rewards the tint): SFT 160 km, GRPO 172 km (acc@25 km 0.2 ->
+2.5 %); the world's place names as whole tokens of the tokenizer: SFT 162 km,
+GRPO 183 km. What these runs add to the list above:
+
+9. *GRPO barely raises its own reward.* The mean training reward of the first
+   and last 20 % of steps moves by -0.019, +0.025, +0.061 (3 seeds, defaults):
+   the held-out changes are perturbations of the ~24 per-city choices (point
+   1), not learning. The settings that raise it more (4 answers x 8 photos;
+   lr >= 5e-4) gain in one seed and break the answers in others (lr 5e-4:
+   +59 % and +39 % median error in seeds 1 and 2, GeoScore 3,839 -> 3,468).
+10. *GRPO loosens the chain; it does not misread.* The report's "Does the answer
+    follow its reasoning?" (:func:`tint_reading`, 3 seeds, defaults): the
+    reasoning names the tint's true direction in 75.5 +- 3.5 % of held-out
+    photos after SFT and 76.1 +- 3.9 % after GRPO, but the answer lies where
+    the reasoning says in 79.3 +- 6.1 % after SFT and 67.6 +- 9.9 % after GRPO
+    (lr 5e-4, seeds 1 and 2: 79 -> 62 %, 86 -> 66 %). Geo-R's reward scores
+    the coordinates only.
+11. *The warm start has not learnt its own world, and more imitation is the
+    better use of the compute.* On 200 photos of training cities (a quarter
+    of them RL cities SFT never saw) the SFT model names the city in 36.5 +- 4.5 %
+    and is within 25 km in 23.5 +- 4.8 % (namer oracle: 75 %); whole-word place
+    names do not help (seed 0: 22 %). The compute-matched SFT control beats
+    both (118 vs 136 and 164 km). GRPO refines a policy; here it starts from one
+    that has not yet learnt the level it is asked to refine, and the 10-minute
+    2-core budget does not buy that level (point 8: 1,500 SFT steps do).
 """
 
 from __future__ import annotations
