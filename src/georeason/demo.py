@@ -210,6 +210,12 @@ GRPO 183 km. What these runs add to the list above:
     both (118 vs 136 and 164 km). GRPO refines a policy; here it starts from one
     that has not yet learnt the level it is asked to refine, and the 10-minute
     2-core budget does not buy that level (point 8: 1,500 SFT steps do).
+12. *From a better warm start GRPO is still within the spread.* 1,500 SFT steps,
+    3 seeds (``--set sft_steps=1500``, ~535 s a seed here): SFT names the city
+    on training photos in 61 % (median 16 km there) and reaches 110 +- 11 km
+    held-out median; the default GRPO from it 112 +- 8 km (per seed +5.2, +2.1,
+    -1.8 km), acc@25 km 0 for both, training reward flat (0.773 -> 0.756,
+    0.758 -> 0.759, 0.756 -> 0.768). The claim fails at this warm start too.
 """
 
 from __future__ import annotations
