@@ -717,8 +717,10 @@ def score(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     return row
 
 
-# "... south-west road tint." in a Chain of Region reasoning (synthetic.describe's words).
-_TINT_WORDS = re.compile(r"\b((?:north|south)(?:-(?:east|west))?|east|west|central) road tint\b")
+# "... south-west road tint." in a Chain of Region reasoning (synthetic.describe's phrase). Any
+# word is taken: synthetic.tint_direction alone defines the valid ones, and a word it never
+# gives simply matches neither the truth nor the answer.
+_TINT_WORDS = re.compile(r"\b([a-z]+(?:-[a-z]+)?) road tint\b")
 READING_KEYS = (
     ("word_right", "reasoning names the true tint direction"),
     ("follows_word", "answer lies where its reasoning says"),
