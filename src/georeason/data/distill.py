@@ -12,8 +12,8 @@ Per image and teacher (teachers run concurrently, each on a batch of images):
 1. **answer** — the GLOBE prompt (:mod:`georeason.protocols.globe`): reasoning in
    ``<think>`` then ``<answer>country: X\ncity: Y</answer>``; parsed by the GLOBE
    parser and placed on the map by offline forward geocoding
-   (:func:`georeason.eval.runner.geocode_prediction`: the city in the named
-   country, then the admin1, then the country), giving the distance to the truth;
+   (:func:`georeason.match.place_names`, the rule the evaluation uses), giving the
+   distance to the truth;
 2. **locatability** — GLOBE's judge question (the image and the teacher's own
    completion, :data:`georeason.rewards.judges.GLOBE_JUDGE_PROMPT`) asked to the
    same teacher, read as ``P(yes) / (P(yes) + P(no))`` from its next-token
@@ -385,8 +385,8 @@ def teacher_output(
     truth: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The stored output of one teacher on one image: raw text, parse, place, distance, P(yes)."""
-    from georeason.eval.runner import geocode_prediction
     from georeason.geo import haversine_km
+    from georeason.match import place_names
     from georeason.protocols import get_protocol
 
     out: dict[str, Any] = {
@@ -423,10 +423,11 @@ def teacher_output(
         city=pred.city or None,
         reasoning=(pred.reasoning or "").strip() or None,
     )
-    hit = geocode_prediction(pred) if (pred.city or pred.country or pred.admin1) else None
+    # GLOBE answers name places: place the names (a stray coordinate pair is not the answer).
+    hit = place_names(pred.city, pred.admin1, pred.country_code or pred.country)
     if hit is not None:
-        lat, lon, level = hit
-        out.update(pred_lat=float(lat), pred_lon=float(lon), geocode_level=level)
+        lat, lon = hit.lat, hit.lon
+        out.update(pred_lat=float(lat), pred_lon=float(lon), geocode_level=hit.level)
         if _num(truth.get("lat")) is not None and _num(truth.get("lon")) is not None:
             out["distance_km"] = _num(haversine_km(float(truth["lat"]), float(truth["lon"]), lat, lon))
     out["entities"] = extract_entities(out["reasoning"] or "")
@@ -509,20 +510,28 @@ def _clusters(members: Sequence[int], outs: Sequence[Mapping[str, Any]], agree_o
 
 
 def _right(t: Mapping[str, Any], truth: Mapping[str, Any], level: str, max_km: float) -> tuple[bool, bool]:
-    """(country right, city right) of one teacher's answer against the truth."""
-    from georeason.geo import names_match, normalize_country
+    """(country right, city right) of one teacher's answer against the truth.
 
-    tcc = truth.get("country_code") or normalize_country(truth.get("country"))
-    key = _country_key(t)
-    if key is None or not tcc:
+    :func:`georeason.match.judge` decides (the rule of the metrics and rewards); a city
+    whose geocoded place lies within ``max_km`` of the truth also counts (a teacher naming
+    the suburb or town next to the gazetteer's nearest place).
+    """
+    from georeason.match import Truth, judge
+
+    def text(key: str, src: Mapping[str, Any]) -> str | None:
+        v = src.get(key)
+        return str(v).strip() or None if v is not None else None
+
+    want = Truth(*(text(k, truth) for k in ("continent", "country_code", "country", "admin1", "city")))
+    answer = Truth(None, text("country_code", t), text("country", t), None, text("city", t))
+    if not want.has_country or not answer.has_country:
         return False, False
-    country_ok = key == tcc or names_match(t.get("country"), truth.get("country"), level="country")
-    if not country_ok or level != "city":
-        return country_ok, False
+    verdict = judge(answer, want, ("country", "city"))
+    if not verdict["country"] or level != "city":
+        return bool(verdict["country"]), False
     d = _num(t.get("distance_km"))
     near = d is not None and d <= max_km and str(t.get("geocode_level") or "").startswith("city")
-    named = names_match(t.get("city"), truth.get("city"), level="city", country_code=tcc)
-    return True, bool(near or named)
+    return True, bool(near or verdict["city"])
 
 
 def decide(record: Mapping[str, Any], config: FilterConfig) -> Decision:

@@ -66,9 +66,10 @@ _CONVENTIONS = {
     "distance": "haversine, mean Earth radius 6371.0088 km",
     "ci": "percentile bootstrap over rows (per group: within the group), seeded",
     "hierarchy": (
-        "continent/country compared as codes (names and aliases normalised); admin1/city with "
-        "georeason.geo.names_match, and counted wrong when the predicted country is given and wrong; "
-        "a missing predicted label is a miss; rows without a true label are not counted"
+        "georeason.match.judge, the rule the rewards use: continent stated or implied by the country; "
+        "country by ISO code through aliases; admin1/city by gazetteer names inside the true country, "
+        "wrong under a named, wrong country; a missing predicted label is a miss; rows without a "
+        "true label are not counted"
     ),
 }
 
@@ -580,6 +581,9 @@ def _true_continents(df: pd.DataFrame) -> NDArray[np.object_] | None:
     return _map_distinct(cc, lambda c: (continent_of(c) or "") if c else "")
 
 
+_LABEL_KEYS = ("continent", "country_code", "country", "admin1", "city")
+
+
 def _hierarchy(
     true_df: pd.DataFrame,
     pred_df: pd.DataFrame,
@@ -588,72 +592,78 @@ def _hierarchy(
     confidence: float,
     seed: int,
 ) -> dict[str, LevelAccuracy]:
-    """Per-level accuracy. A level is evaluated when the truth has it and the
-    predictions have a column for it (continent may be derived from country)."""
-    from georeason.geo import continent_of, names_match
+    """Per-level accuracy by :func:`georeason.match.judge`, the rule the rewards use.
+
+    A level is evaluated when the truth has it and the predictions have a column for it
+    (continent may be derived from country). Each distinct (truth, answer) combination
+    is judged once: labels repeat a lot.
+    """
+    from georeason.match import Truth, answer_country_code, continent_code, judge
 
     t_df = true_df.loc[keep].reset_index(drop=True)
     p_df = pred_df.loc[keep].reset_index(drop=True)
-    t_cc = _country_codes(t_df)
-    p_cc = _country_codes(p_df)
-    # Raw predicted country text, to tell "no label" (missing) from "unrecognised" (wrong).
-    p_country_given = np.zeros(len(p_df), dtype=bool)
-    for c in ("country_code", "country"):
-        if c in p_df.columns:
-            p_country_given |= _clean_text(p_df[c]) != ""
+    n = len(t_df)
 
-    def continents(df: pd.DataFrame, cc: NDArray[np.object_] | None) -> NDArray[np.object_] | None:
-        if "continent" in df.columns:
-            return _map_distinct(df["continent"], _continent_code)
-        if cc is not None:  # a country implies its continent
-            return _map_distinct(cc, lambda c: (continent_of(c) or "") if c else "")
-        return None
+    def cols(df: pd.DataFrame) -> dict[str, NDArray[np.object_] | None]:
+        return {k: _clean_text(df[k]) if k in df.columns else None for k in _LABEL_KEYS}
+
+    tc, pc = cols(t_df), cols(p_df)
+    t_country = tc["country_code"] is not None or tc["country"] is not None
+    p_country = pc["country_code"] is not None or pc["country"] is not None
+    levels: list[str] = []
+    if (tc["continent"] is not None or t_country) and (pc["continent"] is not None or p_country):
+        levels.append("continent")
+    if t_country and p_country:
+        levels.append("country")
+    levels += [k for k in ("admin1", "city") if tc[k] is not None and pc[k] is not None]
+    if not levels or n == 0:
+        return {}
+
+    # Factorise every label column, then judge each distinct row of codes once.
+    codes = np.zeros((n, 2 * len(_LABEL_KEYS)), dtype=np.int64)
+    uniques: list[NDArray[np.object_]] = []
+    for j, arr in enumerate([tc[k] for k in _LABEL_KEYS] + [pc[k] for k in _LABEL_KEYS]):
+        if arr is None:
+            uniques.append(np.array([""], dtype=object))
+            continue
+        idx, uniq = pd.factorize(arr, use_na_sentinel=False)
+        codes[:, j] = idx
+        uniques.append(np.asarray(uniq, dtype=object))
+    combos, inverse = np.unique(codes, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    k = len(_LABEL_KEYS)
+    verdict = {level: np.empty(len(combos), dtype=object) for level in levels}
+    given = {level: np.zeros(len(combos), dtype=bool) for level in levels}
+    for u, row in enumerate(combos):
+        vals = [str(uniques[j][c]) or None for j, c in enumerate(row)]
+        truth, answer = Truth(*vals[:k]), Truth(*vals[k:])
+        for level, ok_u in judge(answer, truth, tuple(levels)).items():
+            verdict[level][u] = ok_u
+        for level in levels:
+            if level == "continent":
+                given[level][u] = bool(continent_code(answer.continent) or answer_country_code(answer))
+            elif level == "country":
+                given[level][u] = answer.has_country
+            else:
+                given[level][u] = getattr(answer, level) is not None
 
     result: dict[str, LevelAccuracy] = {}
-
-    def record(
-        level: str, truth_ok: NDArray[np.bool_], pred_given: NDArray[np.bool_], ok: NDArray[np.bool_]
-    ) -> None:
-        n = int(truth_ok.sum())
-        correct = int((ok & truth_ok).sum())
-        n_miss = int((truth_ok & ~pred_given).sum())
-        acc = correct / n if n else float("nan")
+    for level in levels:
+        v = verdict[level][inverse]
+        truth_ok = np.array([x is not None for x in v], dtype=bool)
+        ok = np.array([x is True for x in v], dtype=bool)
+        g = given[level][inverse]
+        m = int(truth_ok.sum())
+        correct = int(ok.sum())
+        acc = correct / m if m else float("nan")
         lo = hi = None
-        if n and n_bootstrap > 0:
+        if m and n_bootstrap > 0:
             # Bootstrap of a proportion: the resampled count is exactly Binomial(n, acc).
-            reps = _group_rng(seed, "hierarchy:" + level).binomial(n, acc, size=n_bootstrap) / n
+            reps = _group_rng(seed, "hierarchy:" + level).binomial(m, acc, size=n_bootstrap) / m
             lo, hi = _ci(reps, confidence)
-        result[level] = LevelAccuracy(n=n, correct=correct, n_missing=n_miss, accuracy=Estimate(acc, lo, hi))
-
-    t_cont, p_cont = continents(t_df, t_cc), continents(p_df, p_cc)
-    if t_cont is not None and p_cont is not None:
-        truth_ok = t_cont != ""
-        given = p_cont != ""
-        record("continent", truth_ok, given, given & (t_cont == p_cont))
-
-    country_wrong = np.zeros(len(t_df), dtype=bool)
-    if t_cc is not None and p_cc is not None:
-        truth_ok = t_cc != ""
-        ok = (p_cc != "") & (t_cc == p_cc)
-        record("country", truth_ok, p_country_given, ok)
-        # A city named in the wrong country is a different place.
-        country_wrong = p_country_given & truth_ok & ~ok
-
-    for level in ("admin1", "city"):
-        if level not in t_df.columns or level not in p_df.columns:
-            continue
-        tv, pv = _clean_text(t_df[level]), _clean_text(p_df[level])
-        truth_ok = tv != ""
-        given = pv != ""
-        ok = np.zeros(len(tv), dtype=bool)
-        cache: dict[tuple[str, str, str], bool] = {}
-        for i in np.flatnonzero(truth_ok & given & ~country_wrong):
-            cc = str(t_cc[i]) if t_cc is not None and t_cc[i] else ""
-            key = (tv[i], pv[i], cc)
-            if key not in cache:
-                cache[key] = bool(names_match(tv[i], pv[i], level=level, country_code=cc or None))
-            ok[i] = cache[key]
-        record(level, truth_ok, given, ok)
+        result[level] = LevelAccuracy(
+            n=m, correct=correct, n_missing=int((truth_ok & ~g).sum()), accuracy=Estimate(acc, lo, hi)
+        )
     return result
 
 

@@ -262,35 +262,13 @@ def _json_float(x: float | None) -> float | None:
 def geocode_prediction(pred: Prediction) -> tuple[float, float, str] | None:
     """Coordinates of the place an answer names, offline: ``(lat, lon, level)`` or None.
 
-    Tries city (+ admin1) in the named country, then — when the country name is
-    not recognised — the city anywhere, then the admin1, then the country (its
-    most populous place, as GLOBE's evaluation of country-level answers
-    implies). ``level`` says which name placed it: ``city``, ``admin1`` or ``country``.
+    :func:`georeason.match.place_answer`'s rule (the one the rewards use): city in the
+    named country, the city anywhere, the admin1, the country; ``level`` says which.
     """
-    from georeason.geo import forward_geocode
+    from georeason.match import place_names
 
-    country = pred.country_code or pred.country or None
-    city, admin1 = pred.city or None, pred.admin1 or None
-    attempts: list[tuple[str, str | None, str | None, str | None]] = []
-    if city:
-        attempts.append(("city", city, admin1, country))
-        if country:
-            attempts.append(("city", city, admin1, None))  # unrecognised or mismatched country name
-    if admin1:
-        attempts.append(("admin1", None, admin1, country))
-    if country:
-        attempts.append(("country", None, None, country))
-    for level, c, a, k in attempts:
-        try:
-            place = forward_geocode(city=c, admin1=a, country=k)
-        except Exception as e:  # a gazetteer bug costs this image, not the run
-            logger.error("forward_geocode(%r, %r, %r) raised %r", c, a, k, e)
-            place = None
-        if place is not None:
-            if level == "city" and k is None and country:
-                level = "city (country ignored)"
-            return place.city_lat, place.city_lon, level
-    return None
+    hit = place_names(pred.city, pred.admin1, pred.country_code or pred.country)
+    return None if hit is None else (hit.lat, hit.lon, hit.level)
 
 
 def make_record(

@@ -23,16 +23,9 @@ import numpy as np
 
 from georeason import geo
 from georeason.geo import haversine_km
+from georeason.match import Truth, answer_country_code, judge, names_match, place_answer
 from georeason.rewards.batch import (
-    Truth,
-    admin1_match,
-    cached_continent_of,
-    cities_match,
-    continent_code,
-    countries_match,
-    names_match_cached,
     parse_completions,
-    pred_country_code,
     predicted_coordinates,
     true_coordinates,
     true_places,
@@ -78,10 +71,11 @@ class HierarchyReward:
     ``L`` holds the levels the row has ground truth for (columns ``continent``,
     ``country_code``/``country``, ``admin1``, ``city``; missing ones reverse-geocoded from
     ``lat``/``lon`` when ``fill_from_coordinates``), so the reward stays in [0, 1].
-    ``m_continent``: the stated continent, or the predicted country's continent when none is
-    stated. ``m_country``: ISO codes through aliases. ``m_admin1``, ``m_city``: gazetteer names
-    and aliases, and only when the country is right ("Paris" in the USA is not Paris,
-    France). Default weights 0.1 / 0.3 / 0.3 / 0.3; no truth at all -> None.
+    ``m_l`` is :func:`georeason.match.judge`, the rule the evaluation's hierarchy accuracy
+    uses too: the continent stated or implied by the country; countries by ISO code through
+    aliases; admin1 and city by gazetteer names and aliases inside the true country, and
+    wrong under a named, wrong country ("Paris" in the USA is not Paris, France). Default
+    weights 0.1 / 0.3 / 0.3 / 0.3; no truth at all -> None.
 
     >>> h = HierarchyReward(weights={"country": 1.0, "city": 1.0}, name="country_city")
     >>> h(["<answer>Country: Italy\nCity: Milan\nCoordinates: (45.46, 9.19)</answer>"], country=["Italy"], city=["Rome"])
@@ -114,32 +108,8 @@ class HierarchyReward:
         return f"HierarchyReward(weights={self.weights}, protocol={self.protocol!r}, name={self.__name__!r})"
 
     def matches(self, pred: Prediction, truth: Truth) -> dict[str, bool | None]:
-        r"""Per-level match (None where the truth lacks the level) for one parsed answer."""
-        pcc = pred_country_code(pred)
-        country_ok = countries_match(pred, truth) if truth.has_country else None
-        below_ok = country_ok is not False  # lower levels count only inside the right country
-        out: dict[str, bool | None] = {}
-        if "continent" in self.weights:
-            if truth.continent is None:
-                out["continent"] = None
-            else:
-                pcont = continent_code(pred.continent) or (cached_continent_of(pcc) if pcc else None)
-                out["continent"] = pcont == truth.continent
-        if "country" in self.weights:
-            out["country"] = country_ok
-        if "admin1" in self.weights:
-            out["admin1"] = (
-                None
-                if truth.admin1 is None
-                else below_ok and admin1_match(pred.admin1, truth.admin1, truth.country_code)
-            )
-        if "city" in self.weights:
-            out["city"] = (
-                None
-                if truth.city is None
-                else below_ok and cities_match(pred.city, truth.city, truth.country_code)
-            )
-        return out
+        r"""Per-level match (None where the truth lacks the level): :func:`georeason.match.judge`."""
+        return judge(pred, truth, tuple(self.weights))
 
     def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
         n = len(completions)
@@ -222,7 +192,7 @@ class ConsistencyReward:
             p = preds[i]
             ok = True
             if p.country or p.country_code:
-                ok = pred_country_code(p) == table.country_code[j]
+                ok = answer_country_code(p) == table.country_code[j]
             if ok and p.city:
                 pending.append((i, j, p.city))
                 candidates.append(_city_rows(p.city))
@@ -237,7 +207,7 @@ class ConsistencyReward:
             passed = set(np.unique(owner[near]).tolist())
             for i, j, city in pending:
                 place_city, rcc = str(table.city[j]), str(table.country_code[j])
-                if i in passed or (place_city and names_match_cached(city, place_city, "city", rcc or None)):
+                if i in passed or (place_city and names_match(city, place_city, "city", rcc or None)):
                     out[i] = 1.0
         return out
 
@@ -258,8 +228,8 @@ class GeoScoreReward:
 
     ``d`` is the haversine distance (km) from the answer's coordinates to the true
     ``lat``/``lon``. With ``geocode_names`` (default: on for the ``globe`` protocol, whose
-    answers name places without coordinates) an answer without coordinates is placed at
-    its named city / admin1 / country by forward geocoding. No location -> 0; no truth ->
+    answers name places without coordinates) an answer without coordinates is placed by
+    :func:`georeason.match.place_answer`, as the evaluation places it. No location -> 0; no truth ->
     None. Range [0, 1].
 
     >>> gs = GeoScoreReward(protocol="globe")
@@ -286,31 +256,13 @@ class GeoScoreReward:
         plat, plon = predicted_coordinates(preds)
         if self.geocode_names:
             for i in np.flatnonzero(np.isnan(plat)).tolist():
-                place = _geocode_prediction(preds[i])
+                place = place_answer(preds[i])
                 if place is not None:
-                    plat[i], plon[i] = place
+                    plat[i], plon[i] = place.lat, place.lon
         r = geoscore_from_km(haversine_km(plat, plon, tlat, tlon))
         r[np.isnan(plat)] = 0.0  # no location stated: score 0
         r[np.isnan(tlat)] = np.nan  # no truth: nothing to score
         return [None if np.isnan(x) else float(x) for x in r]
-
-
-def _geocode_prediction(pred: Prediction) -> tuple[float, float] | None:
-    if not (pred.city or pred.admin1 or pred.country or pred.country_code):
-        return None
-    return _geocode_names(pred.city, pred.admin1, pred.country or pred.country_code)
-
-
-@lru_cache(maxsize=65_536)
-def _geocode_names(city: str | None, admin1: str | None, country: str | None) -> tuple[float, float] | None:
-    try:
-        place = geo.forward_geocode(city=city, admin1=admin1, country=country)
-    except Exception as exc:  # a gazetteer bug must not crash a GRPO step
-        logger.error("forward_geocode(%r, %r, %r) raised: %r", city, admin1, country, exc)
-        return None
-    if place is None and city and country:
-        place = geo.forward_geocode(country=country)  # unknown city: fall back to the country
-    return None if place is None else (place.city_lat, place.city_lon)
 
 
 # --------------------------------------------------------------------------- defaults

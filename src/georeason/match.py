@@ -1,0 +1,307 @@
+r"""Truth vs answer: the one rule for placing an answer on the map and judging each level.
+
+The evaluation (``eval.metrics`` hierarchy accuracy, ``eval.runner`` distances), the
+rewards (GLOBE accuracy, hierarchy, GeoScore) and the distillation filter all call
+this module, so a metric and the reward trained for it never disagree on an answer.
+
+**Does a level match** (:func:`judge`), for each level the truth has (a level the truth
+lacks is ``None``: not scored):
+
+- *continent*: the stated continent, or — when none is stated — the continent of the
+  named country, equals the true continent (GeoNames codes).
+- *country*: when both sides read as a country (ISO code, name, alias, endonym) the ISO
+  codes are equal; otherwise the normalised names are equal. Never a substring test.
+- *admin1* and *city*: the names denote the same place (:func:`georeason.geo.names_match`:
+  accents, GeoNames alternate names) **inside the true country**. The country gates the
+  levels below it: under a named, wrong country a city of the right name is another
+  place, so it is wrong. An answer that names *no* country is judged on its lower
+  levels alone, in the true country ("City: Paris" for Paris, France is the right
+  city; the missing country is counted wrong at its own level). The admin1 does not
+  gate the city: regional names differ too much between gazetteers to veto a city.
+- A level the answer does not name is wrong (a miss), never ``None``.
+
+**Where does an answer lie** (:func:`place_answer`): its stated coordinates; failing
+that, by offline forward geocoding of its names, first hit wins:
+
+1. the city (with the admin1 as a hint) in the named country;
+2. the city anywhere, when a country is named but the city is not found in it (an
+   unrecognised country name, or a city the gazetteer files under a territory:
+   "China / Hong Kong");
+3. the admin1 in the named country;
+4. the country (its most populous place, as GLOBE's country-level answers imply).
+
+``Placement.level`` says which rule placed it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from georeason import geo
+from georeason.types import CONTINENT_NAMES
+
+logger = logging.getLogger("georeason.match")
+
+__all__ = [
+    "LEVELS",
+    "Named",
+    "Placement",
+    "Truth",
+    "admin1_matches",
+    "answer_country_code",
+    "cities_match",
+    "continent_code",
+    "continent_of_code",
+    "countries_match",
+    "country_code_of",
+    "judge",
+    "names_match",
+    "place_answer",
+    "place_names",
+]
+
+LEVELS = ("continent", "country", "admin1", "city")
+"""The place levels, coarse to fine."""
+
+
+class Named(Protocol):
+    """Anything that names places level by level: a ``Prediction``, a ``Place``, a :class:`Truth`."""
+
+    @property
+    def continent(self) -> str | None: ...
+    @property
+    def country_code(self) -> str | None: ...
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def admin1(self) -> str | None: ...
+    @property
+    def city(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    r"""One sample's true place names (None where unknown); ``country_code`` is ISO alpha-2."""
+
+    continent: str | None = None
+    country_code: str | None = None
+    country: str | None = None
+    admin1: str | None = None
+    city: str | None = None
+
+    @property
+    def has_country(self) -> bool:
+        return self.country_code is not None or self.country is not None
+
+    def has(self, level: str) -> bool:
+        """Whether the truth has ``level`` (a continent is implied by a known country)."""
+        if level == "country":
+            return self.has_country
+        if level == "continent":
+            return self.continent_code is not None
+        return bool(getattr(self, level))
+
+    @property
+    def continent_code(self) -> str | None:
+        code = _true_code(self)
+        return continent_code(_text(self.continent)) or (continent_of_code(code) if code else None)
+
+
+# --------------------------------------------------------------------------- names
+
+
+@lru_cache(maxsize=65_536)
+def country_code_of(name: str | None) -> str | None:
+    r"""ISO alpha-2 code of a country name, alias or code (cached :func:`geo.normalize_country`)."""
+    return geo.normalize_country(name) if name else None
+
+
+@lru_cache(maxsize=1024)
+def continent_of_code(code: str) -> str | None:
+    r"""GeoNames continent code of an ISO alpha-2 country code (cached :func:`geo.continent_of`)."""
+    return geo.continent_of(code)
+
+
+_CONTINENT_KEYS: dict[str, str] = {
+    **{code.lower(): code for code in CONTINENT_NAMES},
+    **{name.lower(): code for code, name in CONTINENT_NAMES.items()},
+    "australia": "OC",
+    "australia and oceania": "OC",
+    "oceania and australia": "OC",
+    "north and central america": "NA",
+    "central america": "NA",
+    "the americas north": "NA",
+    "antarctic": "AN",
+}
+
+
+def continent_code(name: str | None) -> str | None:
+    r"""GeoNames continent code of a continent name or code ("Europe"/"eu" -> "EU"); None if unknown.
+
+    >>> continent_code("South America"), continent_code("oc"), continent_code("Atlantis")
+    ('SA', 'OC', None)
+    """
+    if not name:
+        return None
+    key = " ".join(geo.normalize_name(name).split())
+    return _CONTINENT_KEYS.get(key)
+
+
+@lru_cache(maxsize=65_536)
+def names_match(a: str, b: str, level: str, country_code: str | None) -> bool:
+    r"""Cached :func:`georeason.geo.names_match` (answers repeat across a GRPO group)."""
+    return geo.names_match(a, b, level=level, country_code=country_code)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    s = str(value).strip()
+    return s or None
+
+
+def answer_country_code(answer: Named) -> str | None:
+    r"""The named country as an ISO code: the ``country_code`` if it reads as one, else the name's."""
+    return country_code_of(_text(answer.country_code)) or country_code_of(_text(answer.country))
+
+
+def countries_match(answer: Named, truth: Truth) -> bool:
+    r"""Whether the answer names the true country: by ISO code where both read as a country,
+    else by normalised name (never by substring). An answer naming no country: False.
+
+    >>> countries_match(Truth(country="Ivory Coast"), Truth(country_code="CI"))
+    True
+    """
+    acc = answer_country_code(answer)
+    tcc = _true_code(truth)
+    if acc is not None and tcc is not None:
+        return acc == tcc
+    aname = _text(answer.country) or _text(answer.country_code)
+    tname = _text(truth.country)
+    if aname and tname:
+        return names_match(aname, tname, "country", None)
+    return False
+
+
+def _true_code(truth: Truth) -> str | None:
+    return country_code_of(_text(truth.country_code)) or country_code_of(_text(truth.country))
+
+
+def cities_match(answer_city: str | None, true_city: str | None, country_code: str | None) -> bool:
+    r"""Whether two city names denote the same place (gazetteer aliases, within ``country_code``)."""
+    a, b = _text(answer_city), _text(true_city)
+    if not a or not b:
+        return False
+    return names_match(a, b, "city", country_code)
+
+
+def admin1_matches(answer_admin1: str | None, true_admin1: str | None, country_code: str | None) -> bool:
+    r"""Whether two admin1 (state / province) names denote the same region."""
+    a, b = _text(answer_admin1), _text(true_admin1)
+    if not a or not b:
+        return False
+    return names_match(a, b, "admin1", country_code)
+
+
+def judge(answer: Named, truth: Truth, levels: tuple[str, ...] = LEVELS) -> dict[str, bool | None]:
+    r"""Per-level verdict of ``answer`` against ``truth``: True / False, None where the truth
+    lacks the level. The rule is the module's (country gates the levels below it).
+
+    >>> from georeason.types import Prediction
+    >>> truth = Truth(continent="EU", country="France", admin1="Île-de-France", city="Paris")
+    >>> judge(Prediction(city="Paris"), truth)
+    {'continent': False, 'country': False, 'admin1': False, 'city': True}
+    >>> judge(Prediction(country="USA", city="Paris"), truth)["city"]
+    False
+    """
+    unknown = set(levels) - set(LEVELS)
+    if unknown:
+        raise ValueError(f"unknown levels {sorted(unknown)}; the levels are {list(LEVELS)}")
+    tcc = _true_code(truth)
+    country_named = _text(answer.country) is not None or _text(answer.country_code) is not None
+    country_ok = countries_match(answer, truth) if truth.has_country else None
+    # A named, wrong country makes the lower names other places; no country named leaves
+    # them to be judged alone, inside the true country.
+    below_ok = not (country_named and country_ok is False)
+    out: dict[str, bool | None] = {}
+    for level in levels:
+        if not truth.has(level):
+            out[level] = None
+        elif level == "continent":
+            acc = answer_country_code(answer)
+            stated = continent_code(_text(answer.continent))
+            out[level] = (stated or (continent_of_code(acc) if acc else None)) == truth.continent_code
+        elif level == "country":
+            out[level] = country_ok
+        elif level == "admin1":
+            out[level] = below_ok and admin1_matches(answer.admin1, truth.admin1, tcc)
+        else:
+            out[level] = below_ok and cities_match(answer.city, truth.city, tcc)
+    return out
+
+
+# --------------------------------------------------------------------------- placing
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    r"""Where an answer lies: ``level`` is ``"answer"`` (its own coordinates), ``"city"``,
+    ``"city (country ignored)"``, ``"admin1"`` or ``"country"`` (the name that placed it)."""
+
+    lat: float
+    lon: float
+    level: str
+
+
+@lru_cache(maxsize=65_536)
+def place_names(city: str | None, admin1: str | None, country: str | None) -> Placement | None:
+    r"""Coordinates of the place named by ``city`` / ``admin1`` / ``country``, offline, by the
+    module's rule (city in country, city anywhere, admin1, country); None if none resolves.
+
+    >>> p = place_names("Kyoto", None, "Japan")
+    >>> p.level, round(p.lat, 1), round(p.lon, 1)
+    ('city', 35.0, 135.8)
+    """
+    city, admin1, country = _text(city), _text(admin1), _text(country)
+    attempts: list[tuple[str, str | None, str | None, str | None]] = []
+    if city:
+        attempts.append(("city", city, admin1, country))
+        if country:
+            attempts.append(("city (country ignored)", city, admin1, None))
+    if admin1:
+        attempts.append(("admin1", None, admin1, country))
+    if country:
+        attempts.append(("country", None, None, country))
+    for level, c, a, k in attempts:
+        try:
+            place = geo.forward_geocode(city=c, admin1=a, country=k)
+        except Exception as e:  # a gazetteer bug costs this answer, not the run
+            logger.error("forward_geocode(%r, %r, %r) raised %r", c, a, k, e)
+            place = None
+        if place is not None:
+            return Placement(place.city_lat, place.city_lon, level)
+    return None
+
+
+def place_answer(answer: Named, lat: float | None = None, lon: float | None = None) -> Placement | None:
+    r"""Where an answer lies: its stated ``lat``/``lon`` (``Prediction.lat``/``lon`` when not
+    given), else its names by :func:`place_names`; None when it names no place that resolves.
+
+    >>> from georeason.types import Prediction
+    >>> place_answer(Prediction(country="France", city="Paris", lat=48.85, lon=2.35))
+    Placement(lat=48.85, lon=2.35, level='answer')
+    >>> place_answer(Prediction(country="Atlantis", city="Lyon")).level
+    'city (country ignored)'
+    """
+    if lat is None or lon is None:
+        lat, lon = getattr(answer, "lat", None), getattr(answer, "lon", None)
+    if lat is not None and lon is not None:
+        return Placement(float(lat), float(lon), "answer")
+    country = _text(answer.country_code) or _text(answer.country)
+    city, admin1 = _text(answer.city), _text(answer.admin1)
+    if not (city or admin1 or country):
+        return None
+    return place_names(city, admin1, country)
