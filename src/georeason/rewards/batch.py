@@ -18,7 +18,6 @@ import math
 import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -26,8 +25,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from georeason import geo
+from georeason.match import (
+    Truth,
+    answer_country_code,
+    cities_match,
+    continent_code,
+    continent_of_code,
+    countries_match,
+    country_code_of,
+)
 from georeason.protocols import completion_text, get_protocol
-from georeason.types import CONTINENT_NAMES, Prediction
+from georeason.types import Prediction
 
 logger = logging.getLogger("georeason.rewards")
 
@@ -38,8 +46,10 @@ PARSE_CACHE_SIZE = 16_384
 __all__ = [
     "PARSE_CACHE_SIZE",
     "Truth",
+    "cities_match",
     "column",
     "continent_code",
+    "countries_match",
     "country_code_of",
     "entity_list",
     "mentions",
@@ -89,15 +99,16 @@ def clear_parse_cache() -> None:
 
 def clear_caches() -> None:
     """Forget every cache the rewards keep: parses, name matches, geocoded names, entity keys."""
+    import georeason.match as match
     import georeason.rewards.ours as ours  # import here: ours imports this module
 
     for cached_fn in (
         _parse_text,
-        country_code_of,
-        names_match_cached,
+        match.country_code_of,
+        match.names_match,
+        match.continent_of_code,
+        match.place_names,
         _entity_patterns,
-        cached_continent_of,
-        ours._geocode_names,
         ours._city_rows,
     ):
         cached_fn.cache_clear()
@@ -187,65 +198,13 @@ def _text(value: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------- names
+# Judging names lives in georeason.match (one rule for metrics, rewards and pipelines);
+# these names are re-exported for the rewards' own use.
 
-
-@lru_cache(maxsize=65_536)
-def country_code_of(name: str | None) -> str | None:
-    r"""ISO alpha-2 code of a country name, alias or code (cached :func:`geo.normalize_country`)."""
-    return geo.normalize_country(name) if name else None
-
-
-def pred_country_code(pred: Prediction) -> str | None:
-    r"""The predicted country as an ISO code: the parser's code if it reads as one, else the name's."""
-    return country_code_of(pred.country_code) or country_code_of(pred.country)
-
-
-_CONTINENT_KEYS: dict[str, str] = {
-    **{code.lower(): code for code in CONTINENT_NAMES},
-    **{name.lower(): code for code, name in CONTINENT_NAMES.items()},
-    "australia": "OC",
-    "australia and oceania": "OC",
-    "oceania and australia": "OC",
-    "north and central america": "NA",
-    "central america": "NA",
-    "the americas north": "NA",
-    "antarctic": "AN",
-}
-
-
-def continent_code(name: str | None) -> str | None:
-    r"""GeoNames continent code of a continent name or code ("Europe"/"eu" -> "EU"); None if unknown.
-
-    >>> continent_code("South America"), continent_code("oc"), continent_code("Atlantis")
-    ('SA', 'OC', None)
-    """
-    if not name:
-        return None
-    key = " ".join(geo.normalize_name(name).split())
-    return _CONTINENT_KEYS.get(key)
-
-
-@lru_cache(maxsize=65_536)
-def names_match_cached(a: str, b: str, level: str, country_code: str | None) -> bool:
-    return geo.names_match(a, b, level=level, country_code=country_code)
+pred_country_code = answer_country_code
 
 
 # --------------------------------------------------------------------------- truth
-
-
-@dataclass(frozen=True, slots=True)
-class Truth:
-    r"""One row's ground-truth hierarchy (None where unknown)."""
-
-    continent: str | None
-    country_code: str | None
-    country: str | None
-    admin1: str | None
-    city: str | None
-
-    @property
-    def has_country(self) -> bool:
-        return self.country_code is not None or self.country is not None
 
 
 def true_places(
@@ -313,7 +272,7 @@ def true_places(
                         city[i] = str(table.city[j]) or None
     return [
         Truth(
-            continent[i] or (cached_continent_of(code[i]) if code[i] else None),
+            continent[i] or (continent_of_code(code[i]) if code[i] else None),
             code[i],
             country[i],
             admin1[i],
@@ -321,36 +280,6 @@ def true_places(
         )
         for i in range(n)
     ]
-
-
-@lru_cache(maxsize=1024)
-def cached_continent_of(code: str) -> str | None:
-    return geo.continent_of(code)
-
-
-def countries_match(pred: Prediction, truth: Truth) -> bool:
-    r"""Whether the predicted country is the true one: by ISO code through aliases where both
-    read as a country, else by normalised name (never by substring)."""
-    pcc = pred_country_code(pred)
-    if pcc is not None and truth.country_code is not None:
-        return pcc == truth.country_code
-    pname = pred.country or pred.country_code
-    if pname and truth.country:
-        return names_match_cached(pname, truth.country, "country", None)
-    return False
-
-
-def cities_match(pred_city: str | None, true_city: str | None, country_code: str | None) -> bool:
-    r"""Whether two city names denote the same place (gazetteer aliases, within the true country)."""
-    if not pred_city or not true_city:
-        return False
-    return names_match_cached(pred_city, true_city, "city", country_code)
-
-
-def admin1_match(pred_admin1: str | None, true_admin1: str | None, country_code: str | None) -> bool:
-    if not pred_admin1 or not true_admin1:
-        return False
-    return names_match_cached(pred_admin1, true_admin1, "admin1", country_code)
 
 
 # --------------------------------------------------------------------------- entities
