@@ -36,12 +36,12 @@ that, by offline forward geocoding of its names, first hit wins:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
 from georeason import geo
-from georeason.types import CONTINENT_NAMES
+from georeason.types import CONTINENT_NAMES, Place
 
 logger = logging.getLogger("georeason.match")
 
@@ -254,6 +254,8 @@ class Placement:
     lat: float
     lon: float
     level: str
+    place: Place | None = field(default=None, compare=False)
+    """The gazetteer's place that placed a named answer (None for stated coordinates)."""
 
 
 @lru_cache(maxsize=65_536)
@@ -282,7 +284,7 @@ def place_names(city: str | None, admin1: str | None, country: str | None) -> Pl
             logger.error("forward_geocode(%r, %r, %r) raised %r", c, a, k, e)
             place = None
         if place is not None:
-            return Placement(place.city_lat, place.city_lon, level)
+            return Placement(place.city_lat, place.city_lon, level, place)
     return None
 
 

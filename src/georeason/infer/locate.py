@@ -94,9 +94,11 @@ def resolve_place(pred: Any) -> tuple[float | None, float | None, str | None, An
     """``(lat, lon, coordinates_from, place, warnings)`` for a Prediction.
 
     Stated coordinates win (reverse-geocoded to name their place); otherwise the
-    named city / admin1 / country are forward-geocoded (GLOBE answers).
+    named city / admin1 / country are placed by :func:`georeason.match.place_names`
+    (GLOBE answers), as the evaluation places them.
     """
-    from georeason.geo import forward_geocode, reverse_geocode
+    from georeason.geo import reverse_geocode
+    from georeason.match import place_names
 
     warnings: list[str] = []
     if pred.lat is not None and pred.lon is not None:
@@ -106,19 +108,22 @@ def resolve_place(pred: Any) -> tuple[float | None, float | None, str | None, An
             warnings.append(f"cannot reverse-geocode ({pred.lat}, {pred.lon}): {e}")
             return pred.lat, pred.lon, "answer", None, warnings
     country = pred.country or pred.country_code
-    if pred.city or country:
-        try:
-            place = forward_geocode(
-                city=pred.city or None, admin1=pred.admin1 or None, country=country or None
-            )
-        except (ValueError, TypeError) as e:
-            warnings.append(f"cannot geocode the named place: {e}")
-            place = None
-        if place is None:
+    if pred.city or pred.admin1 or country:
+        # The rule the evaluation and the rewards use (georeason.match).
+        placed = place_names(
+            pred.city or None, pred.admin1 or None, pred.country_code or pred.country or None
+        )
+        if placed is None:
             named = ", ".join(x for x in (pred.city, pred.admin1, country) if x)
             warnings.append(f"the gazetteer does not know {named!r}")
             return None, None, None, None, warnings
-        return place.city_lat, place.city_lon, "geocoded", place, warnings
+        if placed.level == "city (country ignored)":
+            warnings.append(f"{pred.city!r} is not a place in {country!r}: placed where the gazetteer has it")
+        elif pred.city and placed.level != "city":
+            warnings.append(
+                f"the gazetteer does not know the city {pred.city!r}: placed by its {placed.level}"
+            )
+        return placed.lat, placed.lon, "geocoded", placed.place, warnings
     warnings.append("the answer names no place and gives no coordinates")
     return None, None, None, None, warnings
 
