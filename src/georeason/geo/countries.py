@@ -18,7 +18,13 @@ So every point gets an ISO 3166-1 code, never ``-99``.
 Speed: a 0.25° grid stores, per cell, the country that contains the whole cell
 (answered at once), "no country" (sea) or "mixed" with the candidate countries
 (exact ``shapely.contains_xy`` on prepared polygons). Points on no polygon
-(sea, coastline simplification) take the nearest polygon's country.
+(sea, coastline simplification) take the nearest polygon's country, measured
+in planar degrees. None of them searches all of Natural Earth for it: a second
+grid stores, for each sea or mixed cell, the country nearest to *every* point
+of the cell when one country is provably nearest throughout; the other cells
+(near a line equidistant from two countries) store the few pieces that can be
+nearest to any of their points, and a point there compares its distances to
+those alone (see :func:`_off_polygon_codes`).
 """
 
 from __future__ import annotations
@@ -109,6 +115,12 @@ class _Compiled:
     mixed_start: NDArray[np.int64]  # pieces of mixed_cells[i] are piece_*[start[i]:start[i+1]]
     piece_wkb: list[bytes]  # each polygon part clipped to one mixed cell: small, fast to test
     piece_code: NDArray[np.int32]
+    # (N_ROWS, N_COLS): code index of the country nearest to every point of the cell
+    # that lies on no polygon; SEA (0) where the cell's candidates decide, or on land.
+    off_code: NDArray[np.uint16]
+    near_cells: NDArray[np.int64]  # sorted flat ids of the cells that kept candidates
+    near_start: NDArray[np.int64]  # candidates of near_cells[i] are near_piece[start[i]:start[i+1]]
+    near_piece: NDArray[np.int32]  # piece numbers: every piece nearest to some point of the cell
 
 
 def _relabel_parts(records: list[dict[str, Any]], geoms: list[Any]) -> tuple[list[Any], list[str]]:
@@ -178,14 +190,110 @@ def _compile() -> _Compiled:
     counts = np.bincount(np.searchsorted(mixed_cells, piece_cells), minlength=len(mixed_cells))
     start = np.zeros(len(mixed_cells) + 1, dtype=np.int64)
     start[1:] = np.cumsum(counts)
+    piece_wkb = list(shapely.to_wkb(pieces))
+    piece_codes = np.array(piece_code, dtype=np.int32)
+    grid2d = grid.reshape(N_ROWS, N_COLS)
+    # The pieces exactly as CountryIndex decodes them, so both measure the same distances.
+    decoded = shapely.from_wkb(np.array(piece_wkb, dtype=object))
+    off_code, near_cells, near_start, near_piece = _off_polygon_codes(grid2d, decoded, piece_codes)
     return _Compiled(
         codes=codes,
-        grid=grid.reshape(N_ROWS, N_COLS),
+        grid=grid2d,
         mixed_cells=mixed_cells,
         mixed_start=start,
-        piece_wkb=list(shapely.to_wkb(pieces)),
-        piece_code=np.array(piece_code, dtype=np.int32),
+        piece_wkb=piece_wkb,
+        piece_code=piece_codes,
+        off_code=off_code,
+        near_cells=near_cells,
+        near_start=near_start,
+        near_piece=near_piece,
     )
+
+
+# Quadtree block sizes, in cells, for _off_polygon_codes: 16 cells (4°) divide both
+# N_ROWS and N_COLS, so the blocks tile the grid exactly.
+_BLOCK_SIZES = (16, 8, 4, 2, 1)
+# Slack on the margin test (degrees) for rounding in GEOS distances and in the
+# float arithmetic that maps a point to its cell.
+_MARGIN_EPS = 1e-9
+
+
+def _off_polygon_codes(
+    grid: NDArray[np.uint16], pieces: NDArray[np.object_], piece_code: NDArray[np.int32]
+) -> tuple[NDArray[np.uint16], NDArray[np.int64], NDArray[np.int64], NDArray[np.int32]]:
+    """Per cell, the country nearest to every point of the cell, where one is;
+    elsewhere the pieces that can be nearest to a point of the cell.
+
+    ``CountryIndex._nearest`` gives a point on no polygon the country of the
+    nearest piece in planar (lon, lat) degrees. For a block of cells with centre
+    ``c`` and half-diagonal ``h``, every point ``p`` of the block is within ``h``
+    of ``c``, so by the triangle inequality each piece's distance from ``p``
+    differs from its distance from ``c`` by at most ``h``. If the nearest piece
+    to ``c`` (distance ``d1``, country A) is the only country with a piece
+    within ``d1 + 2h`` of ``c``, then A is strictly nearest for every point of
+    the block: whichever of the equally near pieces the runtime search picks
+    is one of A's. Blocks that fail the test are split in four down to single
+    cells; a cell that still fails (near a line equidistant from two
+    countries) keeps code 0 and the pieces within ``d1 + 2h`` of its centre.
+    Those include the nearest pieces of every point ``p`` of the cell: they
+    are no farther from ``p`` than the centre's nearest piece is, at most
+    ``d1 + h``, hence within ``d1 + 2h`` of ``c``. Starting from large blocks
+    keeps the compile cost down: open ocean is settled in a few queries per
+    4° block.
+
+    Only cells not wholly on land get a code or candidates (their points can
+    fall on no polygon); fully-land cells keep 0.
+    """
+    tree = shapely.STRtree(pieces)
+    need = (grid == SEA) | (grid == MIXED)
+    out = np.zeros((N_ROWS, N_COLS), dtype=np.uint16)
+    near_cells = np.zeros(0, dtype=np.int64)
+    near_piece = np.zeros(0, dtype=np.int64)
+    size = _BLOCK_SIZES[0]
+    r, c = np.meshgrid(np.arange(0, N_ROWS, size), np.arange(0, N_COLS, size), indexing="ij")
+    rows, cols = r.ravel(), c.ravel()
+    for level, size in enumerate(_BLOCK_SIZES):
+        # Keep only blocks with at least one cell that needs a code.
+        counts = np.add.reduceat(
+            np.add.reduceat(need, np.arange(0, N_ROWS, size), axis=0), np.arange(0, N_COLS, size), axis=1
+        )
+        keep = counts[rows // size, cols // size] > 0
+        rows, cols = rows[keep], cols[keep]
+        if not len(rows):
+            break
+        half = size * CELL_DEG / 2
+        x = cols * CELL_DEG - 180 + half
+        y = rows * CELL_DEG - 90 + half
+        centres = shapely.points(x, y)
+        (qi, pi), d1 = tree.query_nearest(centres, all_matches=False, return_distance=True)
+        best = np.zeros(len(rows), dtype=np.int32)
+        near = np.zeros(len(rows))
+        best[qi], near[qi] = piece_code[pi], d1
+        radius = near + 2 * half * np.sqrt(2) + _MARGIN_EPS
+        qi, pi = tree.query(centres, predicate="dwithin", distance=radius)
+        ambiguous = np.zeros(len(rows), dtype=bool)
+        ambiguous[qi[piece_code[pi] != best[qi]]] = True
+        ambiguous |= best == 0  # no piece found: never settled, no candidates
+        if size == 1:
+            keep_pair = (ambiguous & (best != 0))[qi]
+            near_cells = rows[qi[keep_pair]] * N_COLS + cols[qi[keep_pair]]
+            near_piece = pi[keep_pair]
+        for i in np.flatnonzero(~ambiguous).tolist():
+            block = out[rows[i] : rows[i] + size, cols[i] : cols[i] + size]
+            block[need[rows[i] : rows[i] + size, cols[i] : cols[i] + size]] = best[i]
+        if level + 1 < len(_BLOCK_SIZES):
+            sub = _BLOCK_SIZES[level + 1]
+            rows, cols = rows[ambiguous], cols[ambiguous]
+            # Split each unsettled block into (size / sub)^2 sub-blocks.
+            offs = np.arange(0, size, sub)
+            dr, dc = np.meshgrid(offs, offs, indexing="ij")
+            rows = (rows[:, None] + dr.ravel()[None, :]).ravel()
+            cols = (cols[:, None] + dc.ravel()[None, :]).ravel()
+    order = np.lexsort((near_piece, near_cells))
+    near_cells, near_piece = near_cells[order], near_piece[order]
+    cells, first = np.unique(near_cells, return_index=True)
+    start = np.append(first, len(near_cells)).astype(np.int64)
+    return out, cells.astype(np.int64), start, near_piece.astype(np.int32)
 
 
 @dataclass
@@ -201,7 +309,9 @@ class CountryIndex:
         self.codes = np.array(self.data.codes, dtype=object)
 
     def _nearest(self, lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.int32]:
-        # Nearest coastline piece (planar degrees: a fallback for points on no polygon).
+        # Nearest coastline piece in planar degrees, over all pieces: the definition
+        # of a point-on-no-polygon's country. Lookups reach it only where the cell's
+        # candidates leave two countries equally near (see _nearest_candidate).
         if self.tree is None:
             self.tree = shapely.STRtree(self.pieces)
         idx = self.tree.query_nearest(shapely.points(lon, lat), all_matches=False)
@@ -234,8 +344,49 @@ class CountryIndex:
             on_land[point[inside]] = True
         off = np.flatnonzero(~on_land)
         if len(off):
-            k[off] = self._nearest(lat[off], lon[off])
+            # Cells where one country is nearest throughout answer at once; the
+            # rest (near a line equidistant from two countries) compare candidates.
+            k[off] = d.off_code.ravel()[cell[off]]
+            open_ = off[k[off] == SEA]
+            if len(open_):
+                k[open_] = self._nearest_candidate(lat[open_], lon[open_], cell[open_])
         return self.codes[k], on_land
+
+    def _nearest_candidate(
+        self, lat: NDArray[np.float64], lon: NDArray[np.float64], cell: NDArray[np.int64]
+    ) -> NDArray[np.int32]:
+        """What :meth:`_nearest` answers, from the cell's candidate pieces alone.
+
+        The candidates hold every point's nearest piece (see
+        :func:`_off_polygon_codes`), so the nearest candidate's country is the
+        answer unless another country's candidate is as near (within the
+        rounding slack): there, as for a cell without candidates, the full
+        search decides, so that even its tie-breaking is unchanged.
+        """
+        d = self.data
+        out = np.zeros(len(lat), dtype=np.int32)
+        pos = np.minimum(np.searchsorted(d.near_cells, cell), max(len(d.near_cells) - 1, 0))
+        has = (d.near_cells[pos] == cell) if len(d.near_cells) else np.zeros(len(cell), dtype=bool)
+        sel = np.flatnonzero(has)
+        undecided = ~has
+        if len(sel):
+            lo, hi = d.near_start[pos[sel]], d.near_start[pos[sel] + 1]
+            counts = hi - lo
+            first = np.cumsum(counts) - counts
+            point = np.repeat(np.arange(len(sel)), counts)
+            piece = d.near_piece[np.repeat(lo - first, counts) + np.arange(counts.sum())]
+            dist = shapely.distance(self.pieces[piece], shapely.points(lon[sel], lat[sel])[point])
+            code = d.piece_code[piece]
+            d_min = np.minimum.reduceat(dist, first)
+            best = code[np.lexsort((dist, point))[first]]  # a nearest candidate's country
+            d_other = np.minimum.reduceat(np.where(code != best[point], dist, np.inf), first)
+            clear = d_other - d_min > _MARGIN_EPS
+            out[sel[clear]] = best[clear]
+            undecided[sel[~clear]] = True
+        rest = np.flatnonzero(undecided)
+        if len(rest):
+            out[rest] = self._nearest(lat[rest], lon[rest])
+        return out
 
 
 @lru_cache(maxsize=1)
