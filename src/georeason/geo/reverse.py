@@ -132,9 +132,13 @@ def _nearest_places(
     # Most points' nearest place is in their own country; re-query only the others.
     other = np.flatnonzero(g.country_code[rows] != codes)
     if len(other):
-        for code in np.unique(codes[other]):
-            sel = other[codes[other] == code]
-            tree = _country_tree(str(code))
+        # Group the others by country with one sort (sea points give many countries).
+        uniq, inv = np.unique(codes[other].astype(str), return_inverse=True)
+        order = np.argsort(inv, kind="stable")
+        bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+        for j, code in enumerate(uniq.tolist()):
+            sel = other[order[bounds[j] : bounds[j + 1]]]
+            tree = _country_tree(code)
             if tree is None:
                 rows[sel] = -1
                 continue
