@@ -26,3 +26,17 @@ def photo_like_points(
     )
     lon_deg = (np.degrees(lon2) + 180.0) % 360.0 - 180.0
     return np.degrees(lat2), lon_deg
+
+
+# Issue 12 §5: a box of mostly sea (about two thirds of its points are on no polygon).
+UNIFORM_BOX = (-50.0, 65.0, -170.0, 175.0)  # lat_min, lat_max, lon_min, lon_max
+
+
+def uniform_box_points(
+    n: int, seed: int = 0, box: tuple[float, float, float, float] = UNIFORM_BOX
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``n`` points uniform in (lat, lon) degrees over ``box``: mostly sea, the
+    worst case for a reverse geocoder whose sea points need a nearest-coast search."""
+    lat0, lat1, lon0, lon1 = box
+    rng = np.random.default_rng(seed)
+    return rng.uniform(lat0, lat1, n), rng.uniform(lon0, lon1, n)
