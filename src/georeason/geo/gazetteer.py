@@ -24,6 +24,7 @@ import json
 import os
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -241,6 +242,45 @@ def _country_table() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
     return countries, keys
 
 
+# GeoNames lists airport and city codes among a place's alternate names
+# (IATA "ASK" for Yamoussoukro, "BLA" for Barcelona, Venezuela, "PAR" for
+# Paris; a few four-letter ones). Keys are case-insensitive, so indexing them
+# would make "Ask" (Norway) and "Bla" (Mali) find the bigger place whose code
+# they spell.
+_CODE = re.compile(r"[A-Z]{3,4}")
+# Web links and wiki pages that GeoNames carries as alternate names.
+_LINK = re.compile(r"://|www\.|wikipedia", re.IGNORECASE)
+# Abbreviations that VLM answers use for the city itself, kept although they
+# look like codes or are two letters long: each is a GeoNames alternate of that
+# one city. "NOLA" is left out ("Nola" is a town near Naples), as are city
+# codes that only airports use ("LON", "BKK").
+CITY_ABBREVIATIONS = frozenset({"NYC", "LA", "SF", "KL", "HCMC"})
+
+
+def indexed_names(names: Sequence[str]) -> list[str]:
+    """The names of ``names`` (a place's GeoNames name, then its alternate
+    names) under which the gazetteer indexes the place.
+
+    The GeoNames name always is. Alternates are dropped when they are codes
+    (three or four upper-case ASCII letters), have no letter (Helsinki's
+    district numbers), are web links, or are Latin and at most two characters
+    long (country and state codes: "SG", "NY"), except the abbreviations of
+    :data:`CITY_ABBREVIATIONS`.
+    """
+    out = [names[0]] if names and names[0] else []
+    for alt in names[1:]:
+        if not alt:
+            continue
+        if alt in CITY_ABBREVIATIONS or not (
+            _CODE.fullmatch(alt)
+            or not any(ch.isalpha() for ch in alt)
+            or _LINK.search(alt)
+            or (len(alt) <= 2 and _is_latin(alt))
+        ):
+            out.append(alt)
+    return out
+
+
 def _compile() -> Gazetteer:
     places = _load_places()
     alternates = _alternate_names(places)
@@ -258,11 +298,7 @@ def _compile() -> Gazetteer:
     city_idx: dict[str, list[int]] = defaultdict(list)
     admin_idx: dict[str, list[int]] = defaultdict(list)
     for i in order.tolist():
-        keys = {normalize_name(name[i])}
-        for alt in alternates.get(i, ()):
-            # Latin alternates are transliterated; others kept verbatim (see names.py).
-            if alt and (len(alt) > 2 or not _is_latin(alt)):
-                keys.add(normalize_name(alt))
+        keys = {normalize_name(name[i])} | {normalize_name(n) for n in indexed_names(alternates.get(i, ()))}
         for k in keys:
             if k:
                 city_idx[k].append(i)
