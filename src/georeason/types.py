@@ -84,6 +84,11 @@ class Prediction:
     errors: list[str] = field(default_factory=list)
     n_coordinates: int = 0  # how many valid (lat, lon) pairs the answer held
     truncated: bool = False  # a length cap left text unread: the counts cover only the part read
+    # How each of those pairs was written, in order: "paren" is "(lat, lon)" in decimals, the
+    # form Geo-R's format reward asks for; the others are listed in
+    # georeason.protocols.parsing.COORDINATE_FORMS ("bracket", "bare", "keyed", "hemisphere", "dms").
+    coordinate_forms: list[str] = field(default_factory=list)
+    think_tag: bool = False  # the completion held a <think> or </think> tag (any case)
 
     @property
     def has_coordinates(self) -> bool:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from georeason.protocols.parsing import clean_name, scan_coordinates, scan_keys
+from georeason.protocols.parsing import MAX_COMPLETION_CHARS, clean_name, scan_coordinates, scan_keys
 from georeason.types import CONTINENT_NAMES, GeoSample, Prediction
 
 
@@ -268,11 +269,18 @@ class AnswerProtocol(ABC):
     Subclasses set ``name``, ``system_prompt`` and ``user_prompt`` and implement
     :meth:`_parse` (on text; may raise, :meth:`parse` catches) and
     :meth:`format_answer`.
+
+    ``reasoning_in_think_tags``: the protocol asks for the reasoning inside
+    ``<think>…</think>`` (geor, globe). A completion of such a protocol without
+    any think tag then has *no* reasoning for the rewards that score it (GLOBE's
+    visual reward), whatever text precedes its answer; a protocol whose
+    reasoning is free text before the answer (cot) leaves it False.
     """
 
     name: str
     system_prompt: str
     user_prompt: str
+    reasoning_in_think_tags: bool = False
 
     def messages(self, image_placeholder: bool = True) -> list[dict[str, Any]]:
         """The prompt as TRL/transformers conversational messages.
@@ -299,9 +307,11 @@ class AnswerProtocol(ABC):
         except Exception as e:
             return Prediction(raw=repr(completion)[:200], format_ok=False, errors=[f"bad completion: {e}"])
         try:
-            return self._parse(text)
+            pred = self._parse(text)
         except Exception as e:  # the parser is meant to be total; this keeps a run alive if it is not
-            return Prediction(raw=text, format_ok=False, errors=[f"parser error: {type(e).__name__}: {e}"])
+            pred = Prediction(raw=text, format_ok=False, errors=[f"parser error: {type(e).__name__}: {e}"])
+        pred.think_tag = _THINK_TAG_RE.search(text, 0, MAX_COMPLETION_CHARS) is not None
+        return pred
 
     @abstractmethod
     def _parse(self, text: str) -> Prediction: ...
@@ -312,6 +322,10 @@ class AnswerProtocol(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+# "<think>" or "</think>" in any case; a literal first character lets SRE skip ahead fast.
+_THINK_TAG_RE = re.compile(r"</?[Tt][Hh][Ii][Nn][Kk]>")
 
 
 def set_country(pred: Prediction, name: str | None) -> None:
@@ -342,14 +356,16 @@ def read_coordinates(pred: Prediction, answer: str) -> bool:
     one: a model that revises itself ("(48.85, 2.35)… no, rather (45.76,
     4.83)") or lists candidates before concluding states its final answer
     last, and Geo-R's format puts the coordinates last in the chain. The
-    count stays in ``n_coordinates`` (Geo-R's format reward needs exactly one)
-    and the error ``"N coordinate pairs"`` says the answer was not one pair.
+    count stays in ``n_coordinates`` (Geo-R's format reward needs exactly one),
+    how each pair was written in ``coordinate_forms``, and the error ``"N
+    coordinate pairs"`` says the answer was not one pair.
 
     Returns whether the scan had to skip text (too many digits).
     """
     scan = scan_coordinates(answer, normalized=True)
     pred.errors.extend(scan.errors)
     pred.n_coordinates = len(scan.pairs)
+    pred.coordinate_forms = scan.forms
     if scan.pairs:
         pred.lat, pred.lon = scan.pairs[-1]
         if len(scan.pairs) > 1:

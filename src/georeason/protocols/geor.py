@@ -13,8 +13,12 @@ With ``include_continent=True`` a ``Continent:`` line comes first.
 
 ``format_ok`` (this protocol's rule): every level is present (its key with a
 non-empty value; State may be ``N/A``) **and** the answer holds exactly one
-valid (lat, lon) pair — the paper's format condition (r_format = 1 iff exactly
-one valid pair) plus the chain itself. Other problems (levels out of order or
+valid (lat, lon) pair, in any notation the parser reads — the chain itself plus
+a lenient reading of the paper's format condition. The paper's letter ("exactly
+one valid (lat, lon) pair, comma-separated within parentheses") is Geo-R's format
+*reward* (:class:`georeason.rewards.GeoRReward`, ``strict_format=True``), which
+reads ``Prediction.coordinate_forms``. Pairs inside ``<think>`` are never read:
+the answer region alone holds the answer. Other problems (levels out of order or
 on one line, a missing ``<answer>`` tag, text after ``</answer>``, hedges) are
 recorded in ``errors`` without failing the format. A completion the parser
 had to cut (see :mod:`georeason.protocols.parsing`) is never ``format_ok``.
@@ -48,6 +52,8 @@ SYSTEM_PROMPT = (
 
 class GeoRProtocol(AnswerProtocol):
     """Chain of Region: ``<think>`` reasoning, then Country / State / City / Coordinates."""
+
+    reasoning_in_think_tags = True
 
     def __init__(self, include_continent: bool = False) -> None:
         self.include_continent = include_continent

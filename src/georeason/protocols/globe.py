@@ -73,6 +73,7 @@ class GlobeProtocol(AnswerProtocol):
     name = "globe"
     system_prompt = SYSTEM_PROMPT
     user_prompt = USER_PROMPT
+    reasoning_in_think_tags = True
 
     def __init__(self, geocode: bool = False) -> None:
         self.geocode = geocode
@@ -102,7 +103,8 @@ class GlobeProtocol(AnswerProtocol):
             pred.errors.append("no <answer> tag")
         answer = normalize_text(region.answer)
         present, keys_cut = read_levels(pred, answer)
-        pred.n_coordinates = len(scan_coordinates(answer, normalized=True).pairs)
+        scan = scan_coordinates(answer, normalized=True)
+        pred.n_coordinates, pred.coordinate_forms = len(scan.pairs), scan.forms
         structure = _structure_errors(region.text)
         pred.errors.extend(structure)
         missing = [lvl for lvl in ("country", "city") if lvl not in present]

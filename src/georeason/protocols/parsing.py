@@ -9,7 +9,8 @@ Three readers:
   degrees with signs, N/S/E/W hemispheres before or after the number,
   degrees-minutes-seconds (``48°51'24"N``, with ``′ ″`` and ``''`` variants),
   pairs in parentheses or brackets, keyed values (``lat``/``latitude``,
-  ``lon``/``lng``/``long``/``longitude``, so JSON objects too).
+  ``lon``/``lng``/``long``/``longitude``, so JSON objects too), and says per
+  pair how it was written (``forms``: Geo-R's format asks for ``(lat, lon)``).
 - :func:`scan_keys` finds ``Key: value`` fields (``Country:``, ``State:``,
   ``City:``, ``Coordinates:``…) in any case, through Markdown emphasis and JSON
   quoting.
@@ -307,6 +308,20 @@ _GAP_WORDS = frozenset({"", "and", "&"})
 _HEMI_ROLE = {"N": "lat", "S": "lat", "E": "lon", "W": "lon"}
 
 
+PAREN = "paren"
+"""The form Geo-R's paper asks for: ``(lat, lon)``, two decimal numbers (signed,
+``°`` allowed) separated by one comma inside parentheses, no keys, no hemisphere
+letters, no minutes or seconds."""
+
+COORDINATE_FORMS = (PAREN, "bracket", "bare", "keyed", "hemisphere", "dms")
+"""How a pair was written, as :func:`scan_coordinates` reports it per pair (the first
+that applies, from the most specific): ``dms`` (minutes or seconds on a value),
+``hemisphere`` (N/S/E/W letters or words), ``keyed`` (``lat:``/``lon:`` keys, JSON),
+``paren`` (see :data:`PAREN`), ``bracket`` (two plain decimals in ``[...]``, e.g. the
+released Geo-R code's ``{'LOC': [lat, lon]}``), ``bare`` (anything else: ``lat, lon``
+without brackets, ``(lat; lon)``, ``(lat,  lon, altitude)``...)."""
+
+
 @dataclass(slots=True)
 class CoordinateScan:
     """Result of :func:`scan_coordinates`."""
@@ -314,11 +329,13 @@ class CoordinateScan:
     pairs: list[tuple[float, float]]  # valid pairs, in text order
     errors: list[str]  # rejected values and pairs, one message each
     truncated: bool = False  # too many digits: only the tail was read
+    forms: list[str] = field(default_factory=list)  # per pair, how it was written (COORDINATE_FORMS)
 
 
 # A value: [role ("lat" | "lon" | None), magnitude (None if malformed), negative
-# sign?, text as written, hemisphere before, hemisphere after]. A list, not a
-# dataclass: _resolve_chunk moves hemispheres between values in place, cheaply.
+# sign?, text as written, hemisphere before, hemisphere after, keyed?, dms?, start,
+# end]. A list, not a dataclass: _resolve_chunk moves hemispheres between values in
+# place, cheaply.
 _Value = list
 
 
@@ -341,11 +358,58 @@ def _make_value(m: re.Match[str]) -> _Value:
             role = "lat" if k.startswith("lat") else "lon"
     pre = pre[0].upper() if pre else None
     suf = suf[0].upper() if suf else None
-    return [role, mag, sign == "-", m.group(0).strip(), pre, suf]
+    start, end = m.span()
+    return [
+        role,
+        mag,
+        sign == "-",
+        m.group(0).strip(),
+        pre,
+        suf,
+        key is not None,
+        mins is not None,
+        start,
+        end,
+    ]
 
 
-def _resolve_chunk(values: list[_Value], pairs: list[tuple[float, float]], errors: list[str]) -> None:
-    """Pair up one uninterrupted run of coordinate values."""
+_CLOSERS = {"(": ")", "[": "]"}
+
+
+def _opener(text: str, start: int) -> str:
+    """The character before ``start``, spaces skipped (a bounded look back)."""
+    c = text[start - 1] if start else ""
+    return text[max(0, start - 8) : start].rstrip()[-1:] if c.isspace() else c
+
+
+def _closer(text: str, end: int) -> str:
+    """The character after ``end``, spaces skipped (a bounded look ahead)."""
+    c = text[end : end + 1]
+    return text[end : end + 8].lstrip()[:1] if c.isspace() else c
+
+
+def _pair_form(text: str, a: _Value, b: _Value, opener: str) -> str:
+    """How the pair (a, b), after ``opener``, is written: one of :data:`COORDINATE_FORMS`."""
+    if a[7] or b[7]:
+        return "dms"
+    if a[4] or a[5] or b[4] or b[5]:
+        return "hemisphere"
+    if a[6] or b[6]:
+        return "keyed"
+    if opener in _CLOSERS and _closer(text, b[9]) == _CLOSERS[opener] and text[a[9] : b[8]].strip() == ",":
+        return PAREN if opener == "(" else "bracket"
+    return "bare"
+
+
+def _resolve_chunk(
+    values: list[_Value],
+    pairs: list[tuple[float, float]],
+    errors: list[str],
+    text: str,
+    forms: list[str],
+) -> None:
+    """Pair up one uninterrupted run of coordinate values (of ``text``); the form of each
+    valid pair goes to ``forms``."""
     # Hemisphere letters attach forward ("N 48.85 E 2.35") when the run starts
     # with one, else backward ("48.85 N 2.35 E"). The regex is greedy, so in
     # "N48.85 E2.35" the E first lands after 48.85: move it to the next value.
@@ -354,26 +418,26 @@ def _resolve_chunk(values: list[_Value], pairs: list[tuple[float, float]], error
             if values[i][5] is not None and values[i + 1][4] is None:
                 values[i + 1][4], values[i][5] = values[i][5], None
     resolved: list[tuple[str | None, float | None, str]] = []
-    for role, mag, negative, text, pre, suf in values:
+    for role, mag, negative, written, pre, suf, _keyed, _dms, _start, _end in values:
         if pre is not None and suf is not None and pre != suf:
-            errors.append(f"two hemispheres on one value: {text}")
+            errors.append(f"two hemispheres on one value: {written}")
             mag = None
         hemi = pre or suf
         if hemi is not None:
             h_role = _HEMI_ROLE[hemi]
             if role is not None and role != h_role:
-                errors.append(f"hemisphere {hemi} contradicts key {role!r}: {text}")
+                errors.append(f"hemisphere {hemi} contradicts key {role!r}: {written}")
                 mag = None
             role = h_role
             if mag is not None:
                 if negative and hemi in ("N", "E"):
-                    errors.append(f"minus sign contradicts hemisphere {hemi}: {text}")
+                    errors.append(f"minus sign contradicts hemisphere {hemi}: {written}")
                     mag = None
                 elif hemi in ("S", "W"):
                     mag = -mag
         elif mag is not None and negative:
             mag = -mag
-        resolved.append((role, mag, text))
+        resolved.append((role, mag, written))
 
     i, n = 0, len(resolved)
     while i < n:
@@ -389,13 +453,21 @@ def _resolve_chunk(values: list[_Value], pairs: list[tuple[float, float]], error
             i += 1
             continue
         lat, lon = (vb, va) if (ra == "lon" or rb == "lat") else (va, vb)
+        a, b = values[i], values[i + 1]
         i += 2
         if lat is None or lon is None:
             errors.append(f"malformed coordinates: {ta}, {tb}")
         elif abs(lat) > 90 or abs(lon) > 180:
             errors.append(f"coordinates out of range: ({lat:g}, {lon:g})")
         else:
+            opener = _opener(text, a[8])
+            # A "(" or "[" right before the pair that is never closed after it: a generation
+            # cut inside a number ("(43.452002, 14") leaves a fragment, not a coordinate.
+            if opener in _CLOSERS and text.find(_CLOSERS[opener], b[9]) < 0:
+                errors.append(f"unclosed {opener} before coordinates (cut off?): {ta}, {tb}")
+                continue
             pairs.append((lat, lon))
+            forms.append(_pair_form(text, a, b, opener))
 
 
 _DIGIT_RUN_RE = re.compile(r"[0-9]+")  # starts with a class: SRE skips ahead at C speed
@@ -454,6 +526,20 @@ def scan_coordinates(text: str, *, normalized: bool = False) -> CoordinateScan:
     N/E, a hemisphere against its key) is rejected with an error. GeoJSON's
     [lon, lat] order cannot be told from [lat, lon] and is read as [lat, lon].
 
+    Two rules keep numbers that are not coordinates out:
+
+    - a pair right after a ``(`` or ``[`` that is never closed after it is
+      rejected (an error says so): a generation cut inside a number,
+      ``"(43.452002, 14"``, leaves a fragment, not a longitude;
+    - ``"45,120"`` — an unsigned integer of 1-3 digits, a comma with no space,
+      exactly three digits — is one number written with a thousands separator
+      (a population, an altitude), not the pair (45, 120); so are longer runs
+      (``"1,234,567"``). Coordinates written ``"(45,120)"`` read the same way,
+      hence as no pair: the prompts ask for decimals and ", ".
+
+    ``forms`` says, per valid pair, how it was written (one of
+    :data:`COORDINATE_FORMS`): Geo-R's format reward asks for :data:`PAREN`.
+
     Reads at most the last :data:`MAX_ANSWER_CHARS` characters, and only the
     last :data:`DENSE_TAIL_CHARS` when the text holds more than
     :data:`MAX_ANSWER_DIGITS` digits (``truncated`` is then set).
@@ -462,6 +548,11 @@ def scan_coordinates(text: str, *, normalized: bool = False) -> CoordinateScan:
     [(48.8567, 2.3508)]
     >>> scan_coordinates('{"lon": 151.2, "lat": -33.86}').pairs
     [(-33.86, 151.2)]
+    >>> scan = scan_coordinates("City: Biei (population 45,120)\\nCoordinates: (43.452, 142.615)")
+    >>> scan.pairs, scan.forms
+    ([(43.452, 142.615)], ['paren'])
+    >>> scan_coordinates("Coordinates: (43.452002, 14").pairs  # cut inside a number
+    []
     """
     errors: list[str] = []
     pairs: list[tuple[float, float]] = []
@@ -477,19 +568,41 @@ def scan_coordinates(text: str, *, normalized: bool = False) -> CoordinateScan:
     if truncated:
         errors.append(f"answer holds {digits} digits; read only its last {DENSE_TAIL_CHARS} characters")
         text = text[-DENSE_TAIL_CHARS:]
+    forms: list[str] = []
     chunk: list[_Value] = []
     last_end = 0
+    number_end = -1  # end of the last number written with thousands separators
     for m in _value_matches(text):
+        start = m.start()
+        if (
+            start > 0
+            and text[start - 1] == ","
+            and (start == number_end + 1 or (chunk and start == last_end + 1))
+        ):
+            written = m.group(0)
+            if (
+                len(written) == 3
+                and written.isdigit()
+                and (start == number_end + 1 or (len(chunk[-1][3]) <= 3 and chunk[-1][3].isdigit()))
+            ):
+                # "45,120" (no space, three digits after the comma) is one number, not a pair.
+                if start != number_end + 1:
+                    chunk.pop()
+                if chunk:
+                    _resolve_chunk(chunk, pairs, errors, text, forms)
+                    chunk = []
+                number_end = last_end = m.end()
+                continue
         if chunk:
-            gap = text[last_end : m.start()]
+            gap = text[last_end:start]
             if gap and gap.strip(_GAP_CHARS).lower() not in _GAP_WORDS:
-                _resolve_chunk(chunk, pairs, errors)
+                _resolve_chunk(chunk, pairs, errors, text, forms)
                 chunk = []
         last_end = m.end()
         chunk.append(_make_value(m))
     if chunk:
-        _resolve_chunk(chunk, pairs, errors)
-    return CoordinateScan(pairs, errors, truncated)
+        _resolve_chunk(chunk, pairs, errors, text, forms)
+    return CoordinateScan(pairs, errors, truncated, forms)
 
 
 def parse_coordinates(text: str) -> list[tuple[float, float]]:
