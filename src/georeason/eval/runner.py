@@ -416,7 +416,9 @@ def _meta(dataset: BenchmarkDataset, i: int) -> dict[str, Any]:
 class _Progress:
     """A rich progress bar with ETA and failure count (plain log lines when not a terminal)."""
 
-    def __init__(self, total: int, done: int, enabled: bool, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, total: int, done: int, enabled: bool, log: Callable[[str], None], label: str = "eval"
+    ) -> None:
         self.total, self.done, self.failed = total, done, 0
         self.log = log
         self.t0 = time.perf_counter()
@@ -424,6 +426,7 @@ class _Progress:
         self._last_log = 0.0
         self.bar: Any = None
         if enabled:
+            from rich.markup import escape
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -434,7 +437,7 @@ class _Progress:
             )
 
             self.bar = Progress(
-                TextColumn("[bold]eval[/bold]"),
+                TextColumn(f"[bold]{escape(label)}[/bold]"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("failed {task.fields[failed]}"),
@@ -443,7 +446,7 @@ class _Progress:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
             )
-            self.task = self.bar.add_task("eval", total=total, completed=done, failed=0, rate="")
+            self.task = self.bar.add_task(label, total=total, completed=done, failed=0, rate="")
 
     def __enter__(self) -> _Progress:
         if self.bar is not None:
@@ -483,6 +486,7 @@ def run_eval(
     plots: bool = True,
     n_bootstrap: int = 1000,
     progress: bool | None = None,
+    progress_label: str = "eval",
     image_workers: int = 4,
     log: Callable[[str], None] = logger.info,
 ) -> EvalSummary:
@@ -499,6 +503,7 @@ def run_eval(
         reference: published results CSV for the report (default: the shipped copy).
         plots: draw the PNGs with the report.
         progress: progress bar (default: when stderr is a terminal).
+        progress_label: the progress bar's label (e.g. the model and split).
         image_workers: threads decoding images ahead of the model.
         log: receives progress and summary lines.
 
@@ -600,7 +605,7 @@ def run_eval(
             try:
                 with (
                     preds_path.open("a", encoding="utf-8") as fh,
-                    _Progress(n_expected, n_before, show, log) as bar,
+                    _Progress(n_expected, n_before, show, log, progress_label) as bar,
                 ):
                     # Decode the next batch's images while the model works on this one.
                     pending = pool.map(load, batches[0]) if batches else iter(())
