@@ -203,7 +203,11 @@ def test_geor_accepts_conversational_completions_and_trl_extras() -> None:
 def test_geor_with_other_protocol() -> None:
     plain = make_geor("product", protocol="plain", name="plain_geor")
     assert plain.__name__ == "plain_geor"
-    assert plain(["35.6762, 139.6503"], lat=[TOKYO[0]], lon=[TOKYO[1]]) == [1.0]
+    assert plain(["(35.6762, 139.6503)"], lat=[TOKYO[0]], lon=[TOKYO[1]]) == [1.0]
+    # a bare "lat, lon" is read (distance) but is not the paper's "(lat, lon)" format
+    assert plain(["35.6762, 139.6503"], lat=[TOKYO[0]], lon=[TOKYO[1]]) == [0.0]
+    lenient = make_geor("product", protocol="plain", strict_format=False)
+    assert lenient(["35.6762, 139.6503"], lat=[TOKYO[0]], lon=[TOKYO[1]]) == [1.0]
     with pytest.raises(ValueError, match="unknown protocol"):
         make_geor(protocol="nope")
     with pytest.raises(ValueError, match="kind"):
@@ -215,13 +219,14 @@ KYOTO = (35.0116, 135.7681)
 REALISTIC = [
     # (completion, geor_format, geor > 0, globe_format)
     (chain("Japan", "Kyoto", *KYOTO, state="Kyoto Prefecture"), 1.0, True, 1.0),  # has country/city lines
+    # DMS and JSON keys are read, but r_format asks for "(lat, lon)" (strict_format, the paper's letter)
     ("<think>Temples, maples.</think>\n<answer>**Country:** Japan\n**State:** Kyoto\n**City:** Kyoto\n"
-     "**Coordinates:** 35°0'42\"N, 135°46'5\"E</answer>", 1.0, True, 1.0),
+     "**Coordinates:** 35°0'42\"N, 135°46'5\"E</answer>", 0.0, False, 1.0),
     ("<answer>Country: Japan\nCity: Kyoto\nCoordinates: (35.01, 135.77)</answer>", 1.0, True, 0.0),  # no State
     (chain("Japan", "Kyoto", *KYOTO) + "\nI hope this helps!", 1.0, True, 0.0),  # text after the answer
     ("<answer>Country: Japan\nCity: Kyoto or Nara\nCoordinates: (35.01, 135.77) or (34.68, 135.80)</answer>",
      0.0, False, 0.0),
-    ('<answer>{"Country": "Japan", "City": "Kyoto", "lat": 35.01, "lon": 135.77}</answer>', 1.0, True, 0.0),
+    ('<answer>{"Country": "Japan", "City": "Kyoto", "lat": 35.01, "lon": 135.77}</answer>', 0.0, False, 0.0),
     ("<think>Probably Japan.</think><answer>country: Japan\ncity: Kyoto</answer>", 0.0, False, 1.0),
     ("I think this is Kyoto, Japan, but I am not sure.", 0.0, False, 0.0),
 ]  # fmt: skip
@@ -371,8 +376,10 @@ def test_globe_visual_share_and_word_boundaries() -> None:
 def test_globe_visual_reads_the_reasoning_not_the_answer() -> None:
     text = globe("France", "Lyon", think="Red roofs.")
     assert globe_visual([text], entities=[["Lyon", "red roofs"]]) == [0.5]
-    # no think block: the whole completion is searched, as GLOBE's code does
-    assert globe_visual(["red roofs, so Lyon"], entities=[["Lyon", "red roofs"]]) == [1.0]
+    # no think block: no reasoning, nothing mentioned (the paper); GLOBE's plugin searches it whole
+    assert globe_visual(["red roofs, so Lyon"], entities=[["Lyon", "red roofs"]]) == [0.0]
+    plugin = globe_mod.make_globe_visual(whole_text_if_untagged=True)
+    assert plugin(["red roofs, so Lyon"], entities=[["Lyon", "red roofs"]]) == [1.0]
 
 
 def test_globe_visual_non_latin_entities() -> None:

@@ -6,9 +6,14 @@ The locatability reward, which needs a judge model, lives in
 Where GLOBE's released plugin differs we follow the paper: the plugin matches names
 by substring with a 0.7 length ratio ("Niger" = "Nigeria", 5/7 ≥ 0.7; "USA" never
 matches "United States") — we compare gazetteer keys with aliases and ISO codes; its
-visual reward counts lower-cased substrings ("bus" is found in "business") and scores
-0 when a sample has no entities — we match whole words and return None (nothing to
-score); its locatability judge errors score a silent 0 — ours are logged and give None.
+visual reward counts lower-cased substrings ("bus" is found in "business"; "city" is
+never found in "cities") and scores 0 when a sample has no entities — we match whole
+words in singular or plural and return None (nothing to score); it searches
+``completion.split("</think>")[0]``, so a completion without ``</think>`` is searched
+whole, its answer included — we search the reasoning only (the paper's "entities
+mentioned in the reasoning"), with the plugin's fallback as an option
+(:class:`GlobeVisual`, ``whole_text_if_untagged``); its locatability judge errors score
+a silent 0 — ours are logged and give None.
 
 Completions are parsed with the ``globe`` protocol
 (``<think>…</think><answer>country: X\ncity: Y</answer>``) by default.
@@ -19,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from georeason.protocols.parsing import MAX_COMPLETION_CHARS
 from georeason.rewards.batch import (
     cities_match,
     column,
@@ -29,6 +35,7 @@ from georeason.rewards.batch import (
     true_places,
 )
 from georeason.rewards.formulas import GLOBE_ALPHA, globe_accuracy_from_matches
+from georeason.types import Prediction
 
 __all__ = [
     "GlobeAccuracy",
@@ -38,6 +45,7 @@ __all__ = [
     "globe_format",
     "globe_visual",
     "make_globe_accuracy",
+    "make_globe_visual",
 ]
 
 
@@ -110,19 +118,53 @@ class GlobeVisual:
     .. math:: R_{vis} = \frac{|\{e \in E : e \text{ mentioned in the reasoning}\}|}{|E|}
 
     ``E`` is the row's ``entities`` column (strings, or dicts with ``text`` as in
-    MP16-Reason), deduplicated after normalisation. Matching is case-, accent- and
-    punctuation-insensitive at word boundaries. The reasoning is the parser's
-    ``reasoning`` (the ``<think>`` block); a completion without one is searched whole,
-    as GLOBE's code does. No entities -> None. Range [0, 1].
+    MP16-Reason), deduplicated after normalisation. Matching
+    (:func:`~georeason.rewards.batch.mentions`) is case-, accent- and
+    punctuation-insensitive, at word boundaries ("bus" is not in "business", "tree" not
+    in "street"), with the entity's last word singular or plural ("two buses" mentions
+    "bus") and its hyphens optional ("tuk tuk" = "tuk-tuk"). No entities -> None.
+    Range [0, 1].
+
+    What is searched — the reasoning, as the paper defines ``R_vis``, never the answer:
+
+    - a completion with a ``<think>`` or ``</think>`` tag: the parser's ``reasoning``
+      (the ``<think>`` block). An empty block mentions nothing: ``<think></think>`` then
+      an answer naming "Eiffel Tower" scores 0;
+    - a completion without any think tag, under a protocol that asks for the reasoning
+      in ``<think>`` (``globe``, ``geor``: ``AnswerProtocol.reasoning_in_think_tags``):
+      nothing (0.0) by default. With ``whole_text_if_untagged=True`` the whole completion
+      is searched instead, as GLOBE's released plugin does (it searches
+      ``completion.split("</think>")[0]``; the plugin also searches everything when only
+      ``<think>`` is there, which this option does not);
+    - under a protocol whose reasoning is free text (``cot``): the parser's ``reasoning``.
+
+    >>> vis = GlobeVisual(whole_text_if_untagged=True, name="globe_visual_lenient")
+    >>> vis(["<think></think><answer>country: France\ncity: Paris</answer>", "Two trams in Paris."],
+    ...     entities=[["tram"], ["tram"]])
+    [0.0, 1.0]
     """
 
-    def __init__(self, *, protocol: str = "globe", name: str = "globe_visual") -> None:
-        _check_protocol(protocol)
+    def __init__(
+        self, *, protocol: str = "globe", whole_text_if_untagged: bool = False, name: str = "globe_visual"
+    ) -> None:
+        from georeason.protocols import get_protocol
+
         self.protocol = protocol
+        self.whole_text_if_untagged = bool(whole_text_if_untagged)
+        self._think_only = get_protocol(protocol).reasoning_in_think_tags
         self.__name__ = name
 
     def __repr__(self) -> str:
-        return f"GlobeVisual(protocol={self.protocol!r}, name={self.__name__!r})"
+        return (
+            f"GlobeVisual(protocol={self.protocol!r}, whole_text_if_untagged={self.whole_text_if_untagged}, "
+            f"name={self.__name__!r})"
+        )
+
+    def searched_text(self, pred: Prediction) -> str:
+        """The text whose mentions count for one parsed completion (see the class docstring)."""
+        if pred.think_tag or not self._think_only:
+            return pred.reasoning
+        return pred.raw[:MAX_COMPLETION_CHARS] if self.whole_text_if_untagged else ""
 
     def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
         n = len(completions)
@@ -134,7 +176,7 @@ class GlobeVisual:
         preds = parse_completions(completions, self.protocol)
         out: list[float | None] = []
         for pred, ents in zip(preds, entities, strict=True):
-            hit, total = mentions(entity_list(ents), pred.reasoning or pred.raw)
+            hit, total = mentions(entity_list(ents), self.searched_text(pred))
             out.append(hit / total if total else None)
         return out
 
@@ -192,11 +234,16 @@ def globe_visual(completions: Sequence[Any], **columns: Any) -> list[float | Non
 
     .. math:: R_{vis} = |\{e \in E : e \text{ in reasoning}\}| \,/\, |E|
 
-    Whole words, case- and accent-insensitive; no entities -> None. Range [0, 1].
+    Whole words in singular or plural, case- and accent-insensitive; only the ``<think>``
+    reasoning counts (an empty or missing one mentions nothing, whatever the answer
+    says); no entities -> None. Range [0, 1]. See :class:`GlobeVisual`.
 
-    >>> done = "<think>A tram and the Café sign; a Tower in the distance.</think><answer>country: France\ncity: Paris</answer>"
+    >>> done = "<think>Trams and the Café sign; a Tower in the distance.</think><answer>country: France\ncity: Paris</answer>"
     >>> globe_visual([done, done, done], entities=[["tram", "cafe"], [{"text": "Eiffel Tower"}, {"text": "tram"}], []])
     [1.0, 0.5, None]
+    >>> globe_visual(["<think></think><answer>country: France\ncity: Paris near the Eiffel Tower</answer>"],
+    ...              entities=[["Eiffel Tower"]])
+    [0.0]
     """
     return _GLOBE_VISUAL(completions, **columns)
 
@@ -210,6 +257,19 @@ def globe_format(completions: Sequence[Any], **columns: Any) -> list[float | Non
     [1.0, 0.0, 0.0]
     """
     return _GLOBE_FORMAT(completions, **columns)
+
+
+def make_globe_visual(
+    *, protocol: str = "globe", whole_text_if_untagged: bool = False, name: str = "globe_visual"
+) -> GlobeVisual:
+    r"""GLOBE's visual reward; ``whole_text_if_untagged`` searches a completion without any think
+    tag whole, as GLOBE's released plugin does (the default, the paper's, searches the reasoning only).
+
+    >>> lenient = make_globe_visual(whole_text_if_untagged=True, name="globe_visual_plugin")
+    >>> lenient(["Palm trees by the sea."], entities=[["palm tree", "sea", "bus"]])
+    [0.6666666666666666]
+    """
+    return GlobeVisual(protocol=protocol, whole_text_if_untagged=whole_text_if_untagged, name=name)
 
 
 def make_globe_accuracy(

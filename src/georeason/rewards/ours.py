@@ -262,6 +262,9 @@ class GeoScoreReward:
         r = geoscore_from_km(haversine_km(plat, plon, tlat, tlon))
         r[np.isnan(plat)] = 0.0  # no location stated: score 0
         r[np.isnan(tlat)] = np.nan  # no truth: nothing to score
+        from georeason.rewards.geo_r import log_coordinates  # logs only when TRL passes log_extra/log_metric
+
+        log_coordinates(columns, self.__name__, plat, plon, tlat, tlon)
         return [None if np.isnan(x) else float(x) for x in r]
 
 

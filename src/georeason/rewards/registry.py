@@ -17,7 +17,13 @@ from functools import partial
 from typing import Any
 
 from georeason.rewards.geo_r import geor, geor_distance, geor_format, make_geor
-from georeason.rewards.globe import globe_accuracy, globe_format, globe_visual, make_globe_accuracy
+from georeason.rewards.globe import (
+    globe_accuracy,
+    globe_format,
+    globe_visual,
+    make_globe_accuracy,
+    make_globe_visual,
+)
 from georeason.rewards.judges import make_globe_locatability
 from georeason.rewards.ours import (
     consistency,
@@ -55,13 +61,15 @@ REWARDS: dict[str, RewardFunc] = {
     "geoscore": geoscore,
 }
 
-# Factories taking keyword options (e.g. alpha, weights, judge, protocol); each returns a
-# picklable callable whose ``__name__`` is the reward's name.
+# Factories taking keyword options (e.g. alpha, weights, judge, protocol, strict_format,
+# whole_text_if_untagged); each returns a picklable callable whose ``__name__`` is the
+# reward's name. A recipe reaches them through ``reward_options: {name: {option: value}}``.
 FACTORIES: dict[str, Callable[..., RewardFunc]] = {
     "geor": partial(make_geor, "product"),
     "geor_distance": partial(make_geor, "distance"),
     "geor_format": partial(make_geor, "format"),
     "globe_accuracy": make_globe_accuracy,
+    "globe_visual": make_globe_visual,
     "globe_locatability": make_globe_locatability,
     "hierarchy": make_hierarchy,
     "consistency": make_consistency,
@@ -122,6 +130,8 @@ def get_reward(name: str, **options: Any) -> RewardFunc:
     'geor'
     >>> get_reward("globe_accuracy", alpha=0.5).alpha
     0.5
+    >>> get_reward("geor_format", strict_format=False).strict_format  # the lenient r_format
+    False
     >>> get_reward("geo-r")
     Traceback (most recent call last):
     ...
