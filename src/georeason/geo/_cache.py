@@ -65,4 +65,14 @@ def cached(name: str, build: Callable[[], T]) -> T:
         os.replace(tmp, path)
     except OSError:  # read-only cache dir: keep working without the cache
         Path(tmp).unlink(missing_ok=True)
+        return value
+    _prune(path, name)
     return value
+
+
+def _prune(keep: Path, name: str) -> None:
+    """Delete the other data versions of ``name``: each is tens of MB and, once the
+    code or the packages changed, never read again."""
+    for old in keep.parent.glob(f"{name}-*.pkl"):
+        if old != keep and old.name[len(name) + 1 : -4].isalnum():
+            old.unlink(missing_ok=True)
