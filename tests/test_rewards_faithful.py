@@ -37,8 +37,8 @@ from georeason.rewards import (
     load_rewards,
     make_geor,
 )
-from georeason.rewards.batch import mentions
-from georeason.rewards.geo_r import format_reward, log_coordinates
+from georeason.rewards.batch import log_coordinates, mentions
+from georeason.rewards.geo_r import format_reward
 from georeason.rewards.globe import GlobeVisual, make_globe_visual
 
 BIEI = (43.452, 142.615)

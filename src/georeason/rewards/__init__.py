@@ -12,7 +12,8 @@ name                   formula                                                so
 =====================  =====================================================  =========
 ``geor_distance``      piecewise-linear r_dist(d), 1 → 0.5 (750 km) → 0.2     Geo-R
                        (2500 km) → 0 (20000 km)
-``geor_format``        1 iff exactly one valid (lat, lon) pair                Geo-R
+``geor_format``        1 iff exactly one valid "(lat, lon)" pair in             Geo-R
+                       parentheses (``strict_format=False``: any notation)
 ``geor``               r_dist × r_format                                      Geo-R
 ``globe_accuracy``     1[country]·(α·1[city] + 1 − α), α = 0.8                GLOBE
 ``globe_visual``       share of annotated entities the reasoning mentions     GLOBE
@@ -49,6 +50,7 @@ from georeason.rewards.globe import (
     globe_format,
     globe_visual,
     make_globe_accuracy,
+    make_globe_visual,
 )
 from georeason.rewards.judges import (
     GLOBE_JUDGE_PROMPT,
@@ -124,6 +126,7 @@ __all__ = [
     "make_geoscore",
     "make_globe_accuracy",
     "make_globe_locatability",
+    "make_globe_visual",
     "make_hierarchy",
     "resolve_judge",
 ]

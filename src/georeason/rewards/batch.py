@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from georeason import geo
+from georeason.geo import haversine_km
 from georeason.match import (
     Truth,
     answer_country_code,
@@ -52,6 +53,7 @@ __all__ = [
     "countries_match",
     "country_code_of",
     "entity_list",
+    "log_coordinates",
     "mentions",
     "parse_completions",
     "pred_country_code",
@@ -195,6 +197,57 @@ def _text(value: Any) -> str | None:
             return None
         value = str(value)
     return value.strip() or None
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def _cells(values: NDArray[np.float64]) -> list[float | None]:
+    return [float(x) if np.isfinite(x) else None for x in values.tolist()]
+
+
+def log_coordinates(
+    columns: Mapping[str, Any],
+    name: str,
+    plat: NDArray[np.float64],
+    plon: NDArray[np.float64],
+    tlat: NDArray[np.float64] | None = None,
+    tlon: NDArray[np.float64] | None = None,
+) -> None:
+    r"""Log, per completion, the coordinates a reward scored and their error, through TRL.
+
+    TRL's ``GRPOTrainer`` passes reward functions ``log_extra(column, values)`` (a column
+    of its completions table, one value per completion) and ``log_metric(name, value)``
+    (a scalar averaged over the logging step), as its own ``accuracy_reward`` uses them.
+    This logs the columns ``<name>/lat``, ``<name>/lon`` (None where the answer gave no
+    coordinates) and, with the truth, ``<name>/error_km`` (haversine, None where either
+    side is missing), and the metrics ``<name>/coordinates_rate`` (share of completions
+    with coordinates) and ``<name>/median_error_km`` (over those with an error). Columns
+    are prefixed with the reward's name so that two rewards never write one column. Does
+    nothing when the callables are absent (a reward called outside a trainer).
+
+    >>> seen = {}
+    >>> log_coordinates({"log_extra": seen.__setitem__}, "geor", np.array([35.0, np.nan]), np.array([139.0, np.nan]))
+    >>> seen
+    {'geor/lat': [35.0, None], 'geor/lon': [139.0, None]}
+    """
+    log_extra, log_metric = columns.get("log_extra"), columns.get("log_metric")
+    if not callable(log_extra) and not callable(log_metric):
+        return
+    err = (
+        None
+        if tlat is None or tlon is None
+        else np.asarray(haversine_km(plat, plon, tlat, tlon), dtype=float)
+    )
+    if callable(log_extra):
+        log_extra(f"{name}/lat", _cells(plat))
+        log_extra(f"{name}/lon", _cells(plon))
+        if err is not None:
+            log_extra(f"{name}/error_km", _cells(err))
+    if callable(log_metric) and len(plat):
+        log_metric(f"{name}/coordinates_rate", float(np.mean(np.isfinite(plat) & np.isfinite(plon))))
+        if err is not None and np.isfinite(err).any():
+            log_metric(f"{name}/median_error_km", float(np.median(err[np.isfinite(err)])))
 
 
 # --------------------------------------------------------------------------- names

@@ -12,7 +12,8 @@ the distance and the evaluation) but which earns the format reward only under
 ``strict_format=False``.
 
 Like TRL's own ``accuracy_reward``, the rewards log what they saw when the trainer
-passes its ``log_extra`` / ``log_metric`` callables (see :func:`log_coordinates`).
+passes its ``log_extra`` / ``log_metric`` callables
+(see :func:`georeason.rewards.batch.log_coordinates`).
 
 Completions are parsed with the ``geor`` protocol (Chain of Region) by default; pass
 another protocol to the factories to score, e.g., ``plain`` or ``cot`` answers.
@@ -20,15 +21,20 @@ another protocol to the factories to score, e.g., ``plain`` or ``cot`` answers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from georeason.geo import haversine_km
 from georeason.protocols.parsing import PAREN
-from georeason.rewards.batch import column, parse_completions, predicted_coordinates, true_coordinates
+from georeason.rewards.batch import (
+    column,
+    log_coordinates,
+    parse_completions,
+    predicted_coordinates,
+    true_coordinates,
+)
 from georeason.rewards.formulas import geor_distance_from_km
 from georeason.types import Prediction
 
@@ -38,7 +44,6 @@ __all__ = [
     "geor",
     "geor_distance",
     "geor_format",
-    "log_coordinates",
     "make_geor",
 ]
 
@@ -62,54 +67,6 @@ def format_reward(pred: Prediction, strict: bool = True) -> float:
     if pred.n_coordinates != 1 or pred.truncated:
         return 0.0
     return 1.0 if not strict or pred.coordinate_forms == [PAREN] else 0.0
-
-
-def _cells(values: NDArray[np.float64]) -> list[float | None]:
-    return [float(x) if np.isfinite(x) else None for x in values.tolist()]
-
-
-def log_coordinates(
-    columns: Mapping[str, Any],
-    name: str,
-    plat: NDArray[np.float64],
-    plon: NDArray[np.float64],
-    tlat: NDArray[np.float64] | None = None,
-    tlon: NDArray[np.float64] | None = None,
-) -> None:
-    r"""Log, per completion, the coordinates a reward scored and their error, through TRL.
-
-    TRL's ``GRPOTrainer`` passes reward functions ``log_extra(column, values)`` (a column
-    of its completions table, one value per completion) and ``log_metric(name, value)``
-    (a scalar averaged over the logging step), as its own ``accuracy_reward`` uses them.
-    This logs the columns ``<name>/lat``, ``<name>/lon`` (None where the answer gave no
-    coordinates) and, with the truth, ``<name>/error_km`` (haversine, None where either
-    side is missing), and the metrics ``<name>/coordinates_rate`` (share of completions
-    with coordinates) and ``<name>/median_error_km`` (over those with an error). Columns
-    are prefixed with the reward's name so that two rewards never write one column. Does
-    nothing when the callables are absent (a reward called outside a trainer).
-
-    >>> seen = {}
-    >>> log_coordinates({"log_extra": seen.__setitem__}, "geor", np.array([35.0, np.nan]), np.array([139.0, np.nan]))
-    >>> seen
-    {'geor/lat': [35.0, None], 'geor/lon': [139.0, None]}
-    """
-    log_extra, log_metric = columns.get("log_extra"), columns.get("log_metric")
-    if not callable(log_extra) and not callable(log_metric):
-        return
-    err = (
-        None
-        if tlat is None or tlon is None
-        else np.asarray(haversine_km(plat, plon, tlat, tlon), dtype=float)
-    )
-    if callable(log_extra):
-        log_extra(f"{name}/lat", _cells(plat))
-        log_extra(f"{name}/lon", _cells(plon))
-        if err is not None:
-            log_extra(f"{name}/error_km", _cells(err))
-    if callable(log_metric) and len(plat):
-        log_metric(f"{name}/coordinates_rate", float(np.mean(np.isfinite(plat) & np.isfinite(plon))))
-        if err is not None and np.isfinite(err).any():
-            log_metric(f"{name}/median_error_km", float(np.median(err[np.isfinite(err)])))
 
 
 class GeoRReward:

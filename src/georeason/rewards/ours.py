@@ -25,6 +25,7 @@ from georeason import geo
 from georeason.geo import haversine_km
 from georeason.match import Truth, answer_country_code, judge, names_match, place_answer
 from georeason.rewards.batch import (
+    log_coordinates,
     parse_completions,
     predicted_coordinates,
     true_coordinates,
@@ -229,7 +230,8 @@ class GeoScoreReward:
     ``d`` is the haversine distance (km) from the answer's coordinates to the true
     ``lat``/``lon``. With ``geocode_names`` (default: on for the ``globe`` protocol, whose
     answers name places without coordinates) an answer without coordinates is placed by
-    :func:`georeason.match.place_answer`, as the evaluation places it. No location -> 0; no truth ->
+    :func:`georeason.match.place_answer`, as the evaluation places it. Under a trainer,
+    logs the coordinates it scored and their error (:func:`~georeason.rewards.batch.log_coordinates`). No location -> 0; no truth ->
     None. Range [0, 1].
 
     >>> gs = GeoScoreReward(protocol="globe")
@@ -262,8 +264,6 @@ class GeoScoreReward:
         r = geoscore_from_km(haversine_km(plat, plon, tlat, tlon))
         r[np.isnan(plat)] = 0.0  # no location stated: score 0
         r[np.isnan(tlat)] = np.nan  # no truth: nothing to score
-        from georeason.rewards.geo_r import log_coordinates  # logs only when TRL passes log_extra/log_metric
-
         log_coordinates(columns, self.__name__, plat, plon, tlat, tlon)
         return [None if np.isnan(x) else float(x) for x in r]
 
