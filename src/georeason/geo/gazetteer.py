@@ -54,11 +54,14 @@ class NameIndex:
     str searched with :mod:`bisect`, not a numpy unicode array, which pads every
     key to the longest one at four bytes a character and so made the keys most
     of the cache file; bisect on the list is also faster than searchsorted.
+    A key longer than the longest indexed one is answered at once: lookups cost
+    O(log n) comparisons and copy nothing, whatever the name (issue 13).
     """
 
     keys: list[str]
     start: NDArray[np.int32]
     rows: NDArray[np.int32]
+    max_key_len: int
 
     @classmethod
     def build(cls, mapping: dict[str, list[int]]) -> NameIndex:
@@ -67,9 +70,11 @@ class NameIndex:
         start = np.zeros(len(keys) + 1, dtype=np.int32)
         start[1:] = np.cumsum(lengths)
         rows = np.fromiter((r for k in keys for r in mapping[k]), dtype=np.int32, count=int(start[-1]))
-        return cls(keys, start, rows)
+        return cls(keys, start, rows, max((len(k) for k in keys), default=0))
 
     def get(self, key: str) -> NDArray[np.int32]:
+        if len(key) > self.max_key_len:
+            return self.rows[:0]
         i = bisect.bisect_left(self.keys, key)
         if i < len(self.keys) and self.keys[i] == key:
             return self.rows[self.start[i] : self.start[i + 1]]
@@ -77,6 +82,8 @@ class NameIndex:
 
     def with_suffix(self, suffix: str) -> list[NDArray[np.int32]]:
         """Row lists of every key ending in ``suffix`` (a linear scan; rare queries only)."""
+        if len(suffix) > self.max_key_len:
+            return []
         hits = np.flatnonzero(np.char.endswith(self._key_array, suffix))
         return [self.rows[self.start[i] : self.start[i + 1]] for i in hits]
 
@@ -454,7 +461,13 @@ def _qualifier_readings(qualifier: str, country_code: str | None) -> list[tuple[
     return out
 
 
-def _city_rows(city: str, country_code: str | None) -> tuple[NDArray[np.int32], bool]:
+# Qualifiers read after a city name at most: "Springfield, Sangamon County,
+# Illinois, USA" has three. Each qualifier has up to three readings, so the
+# readings of k qualifiers are 3**k lookups: a name of twenty ", IN" took minutes.
+_MAX_QUALIFIERS = 3
+
+
+def _city_rows(city: str, country_code: str | None, _depth: int = 0) -> tuple[NDArray[np.int32], bool]:
     """Gazetteer rows of a city name, most populous first, and whether the name
     carried a qualifier ("Paris, France", "Springfield, Illinois, USA").
 
@@ -462,15 +475,16 @@ def _city_rows(city: str, country_code: str | None) -> tuple[NDArray[np.int32], 
     name) is taken whole. Otherwise the part after the last comma is stripped
     only when it reads as a country or an admin1 (:func:`_qualifier_readings`)
     and the rest is a known city there; the rows are then that city's rows in
-    that country / admin1. Anything else has no rows.
+    that country / admin1. Anything else, or more than three qualifiers, has
+    no rows.
     """
     rows = city_candidates(city, country_code)
     head, comma, qualifier = city.rpartition(",")
-    if len(rows) or not comma or not head.strip() or not qualifier.strip():
+    if len(rows) or not comma or not head.strip() or not qualifier.strip() or _depth >= _MAX_QUALIFIERS:
         return rows, False
     g = gazetteer()
     for code, akey in _qualifier_readings(qualifier, country_code):
-        found, _ = _city_rows(head, code)
+        found, _ = _city_rows(head, code, _depth + 1)
         if akey:
             found = found[[admin1_key(str(g.admin1[r])) == akey for r in found]]
         if len(found):

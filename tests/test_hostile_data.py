@@ -1,0 +1,93 @@
+"""Hostile input (issue 13): long names, non-string completions, reward names, bad bytes
+and broken tables, failing judges, escaping archives. Each test reproduces what broke."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from georeason.geo.gazetteer import forward_geocode, gazetteer, names_match
+from georeason.rewards import globe_accuracy, hierarchy
+
+# ---------------------------------------------------------------------------
+# 4. long names: a lookup costs O(log n) and copies nothing, whatever the name
+# ---------------------------------------------------------------------------
+
+
+def _cost(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """(result, seconds, peak MB traced) of one call."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    return out, seconds, peak
+
+
+@pytest.fixture(scope="module", autouse=False)
+def warm_gazetteer() -> None:
+    gazetteer()
+    forward_geocode("Paris", country="France")  # fills the small caches outside the measured calls
+
+
+# A generous time bound: the broken lookups took 0.7 to 11 s (and up to 8.5 GB).
+SLOW = 2.0
+
+
+@pytest.mark.usefixtures("warm_gazetteer")
+@pytest.mark.parametrize(
+    "what",
+    ["globe_accuracy true city", "hierarchy completion city", "forward_geocode city"],
+)
+def test_long_names_are_cheap(what: str) -> None:
+    if what == "globe_accuracy true city":
+        done = "<think>x</think><answer>country: France\ncity: Paris</answer>"
+        out, seconds, peak = _cost(lambda: globe_accuracy([done], country=["France"], city=["Paris" * 600]))
+        assert out == [pytest.approx(0.2)]
+    elif what == "hierarchy completion city":
+        done = f"<answer>Country: France\nCity: {'Lyon' * 49}abc\nCoordinates: (48.85, 2.35)</answer>"
+        out, seconds, peak = _cost(lambda: hierarchy([done], country=["France"], city=["Paris"]))
+        assert out[0] is not None and 0.0 <= out[0] < 1.0
+    else:
+        out, seconds, peak = _cost(lambda: forward_geocode(city="a" * 1000))
+        assert out is None
+    assert peak < 50, f"{what}: {peak:.0f} MB traced"
+    assert seconds < SLOW, f"{what}: {seconds:.2f} s"
+
+
+@pytest.mark.usefixtures("warm_gazetteer")
+def test_name_longer_than_any_gazetteer_name_is_rejected_at_once() -> None:
+    g = gazetteer()
+    longest = max(g.city_index.keys, key=len)
+    assert g.city_index.max_key_len == len(longest)
+    assert len(g.city_index.get(longest))  # the longest name itself is still found
+    assert not len(g.city_index.get(longest + "x"))
+    assert g.admin1_index.with_suffix("|" + "x" * (g.admin1_index.max_key_len + 1)) == []
+
+
+@pytest.mark.usefixtures("warm_gazetteer")
+@pytest.mark.parametrize("qualifier", [", IN", ", France", ", Georgia"])
+def test_many_comma_qualifiers_do_not_explode(qualifier: str) -> None:
+    # Each qualifier after a comma has up to three readings (US state, country, admin1) and
+    # was read recursively: twenty of them were 3**20 lookups (minutes for one name).
+    name = "Zzqx" + qualifier * 20
+    out, seconds, _ = _cost(lambda: forward_geocode(city=name))
+    assert out is None
+    assert seconds < SLOW
+    done = f"<answer>Country: France\nCity: {name}\nCoordinates: (48.85, 2.35)</answer>"
+    out, seconds, _ = _cost(lambda: hierarchy([done], country=["France"], city=[name]))
+    assert seconds < SLOW
+    assert not names_match(name, "Paris")
+
+
+@pytest.mark.usefixtures("warm_gazetteer")
+def test_qualified_names_still_read() -> None:
+    assert forward_geocode("Springfield, Illinois, USA").admin1 == "Illinois"  # type: ignore[union-attr]
+    assert forward_geocode("Paris, France").country_code == "FR"  # type: ignore[union-attr]
