@@ -1,80 +1,19 @@
-r"""GLOBE's MP16-Reason builder: distil reasoning from several teacher VLMs, keep what they agree on.
+"""GLOBE's MP16-Reason builder: distil reasoning from several teacher VLMs, keep what they agree on.
 
-GLOBE (arXiv 2506.14674, Sec. 3) builds MP16-Reason from MP-16 photos by asking
-several large VLMs about each image — is it locatable, which visual clues point
-where, which country and city — and keeping the samples on which the teachers
-are consistent with each other and with the photo's geotag. :func:`run_distill`
-does this for any ``hf`` or ``openai`` teachers (``--teacher``; a vLLM / SGLang /
-``georeason serve`` endpoint or a local model folder).
+:func:`run_distill` asks every teacher (``hf`` or ``openai``, run concurrently) for
+GLOBE's answer (reasoning, then ``country`` / ``city``, placed on the map by
+:mod:`georeason.match`) and for its locatability judgement (``P(yes)`` from
+log-probabilities; a teacher without them has no judgement, never a silent 0).
+A sample is kept when ``min_agree`` teachers (default: all) name the same place and
+are right (the country, and with ``truth_level="city"`` the city by name or within
+``max_km``); every dropped sample gets one reason. The agreeing teacher closest to
+the truth gives the ``reasoning``, and :func:`extract_entities` takes from it the
+visual entities GLOBE's ``R_vis`` checks. Output: ``records.jsonl`` (one line per
+image as it completes; a rerun resumes, and recomputes the decisions from the stored
+teacher outputs), ``dataset/`` (what ``georeason train`` reads) and ``summary.json``.
 
-Per image and teacher (teachers run concurrently, each on a batch of images):
-
-1. **answer** — the GLOBE prompt (:mod:`georeason.protocols.globe`): reasoning in
-   ``<think>`` then ``<answer>country: X\ncity: Y</answer>``; parsed by the GLOBE
-   parser and placed on the map by offline forward geocoding
-   (:func:`georeason.match.place_names`, the rule the evaluation uses), giving the
-   distance to the truth;
-2. **locatability** — GLOBE's judge question (the image and the teacher's own
-   completion, :data:`georeason.rewards.judges.GLOBE_JUDGE_PROMPT`) asked to the
-   same teacher, read as ``P(yes) / (P(yes) + P(no))`` from its next-token
-   log-probabilities (``yes_no_logprobs``), exactly how GLOBE's ``R_loc`` is
-   computed. A teacher that cannot give log-probabilities has no judgement
-   (recorded with the reason, never a silent 0).
-
-Then a sample is **kept** when (reasons for dropping, checked in this order):
-
-- ``image unreadable``;
-- ``teachers failed``: fewer than M teachers returned an answer (backend errors);
-- ``no usable answer``: fewer than M answers name a country (and a city, with
-  ``agree_on="city"``) that the GLOBE parser can read — a teacher that ignores
-  the format, not a disagreement;
-- ``not locatable`` / ``no locatability judgement``: with ``min_locatability``
-  set, the mean P(yes) over the teachers that judged is below it, or none judged;
-- ``teachers disagree``: no ``M`` teachers name the same country (``agree_on=
-  "country"``) or the same country and city (``"city"``; cities compared by
-  :func:`georeason.geo.names_match`, aliases and accents included);
-- ``wrong country`` / ``wrong city``: no ``M`` teachers agree *and* are right:
-  right = the named country is the truth's, and (``truth_level="city"``) the named
-  city is the truth's city (same name, :func:`~georeason.geo.names_match`) or its
-  forward-geocoded place lies within ``max_km`` of the true coordinates;
-- ``no reasoning``: none of the agreeing teachers wrote reasoning text.
-
-``M`` (``min_agree``) defaults to *all* teachers: unanimity, our reading of
-GLOBE's consistency filter; ``truth_level="city"`` with ``max_km=25`` (the
-IM2GPS "city" radius) is GLOBE's country/city check made robust to a teacher
-naming the suburb or town next to the gazetteer's nearest place. Each is
-configurable. Among the agreeing, right teachers the one whose answer lies
-closest to the truth gives the sample's ``reasoning``.
-
-**Entities** (GLOBE's visual-grounding reward ``R_vis`` checks that a completion
-mentions the sample's annotated visual entities) come from the chosen reasoning
-by :func:`extract_entities`, a deliberately simple, documented extractor:
-noun phrases ending in a word of a fixed visual-clue lexicon (signs, scripts,
-architecture, vehicles, road furniture, terrain, vegetation, ...) with up to
-three preceding modifiers, plus capitalised multi-word names (landmarks,
-brands) that are not place names from the gazetteer (a country or city is the
-conclusion, not a visual clue). Unlike GLOBE, the entities are **not** checked
-against the image by a grounding model (none runs offline here); they are what
-the teacher says it saw.
-
-Output folder:
-
-- ``records.jsonl`` — one line per image **as it completes** (written per batch,
-  flushed and fsynced), holding every teacher's raw completion, parse, distance,
-  P(yes) and errors, and the decision. A rerun of the same command skips the ids
-  already there and appends the rest; a torn last line (a kill mid-write) is
-  dropped and the file rewritten cleanly. Filters can be changed on a rerun: the
-  decisions are recomputed from the stored teacher outputs (no teacher is asked
-  again). Generation settings cannot (``run.json`` refuses a mismatch).
-- ``dataset/`` — a ``datasets.DatasetDict`` with a ``train`` split that
-  ``georeason train sft`` / ``train grpo`` read as it is
-  (``dataset_name=OUT/dataset``): the GeoSample columns ``id, image, lat, lon,
-  continent, country_code, country, admin1, city, locatable, reasoning, entities``
-  plus ``locatability`` (mean P(yes)), ``teacher`` (whose reasoning),
-  ``agreement`` (how many teachers agreed and were right) and ``teacher_outputs``
-  (every teacher's output). The truth labels come from the input's columns, or
-  are reverse-geocoded from the coordinates when it has none.
-- ``summary.json`` — counts kept and dropped per reason.
+The specification — each step, the drop reasons in order, the defaults and why, the
+entity extractor, the output columns — is docs/distill.md.
 """
 
 from __future__ import annotations

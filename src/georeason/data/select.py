@@ -1,76 +1,22 @@
-r"""Training-set selection at MP-16 scale: Geo-R's hard set, diversity, difficulty.
+"""Training-set selection at MP-16 scale: Geo-R's hard set, diversity, difficulty.
 
-:func:`select_table` runs up to four stages over a labelled table (the output of
-``georeason data label``, or any table / ``datasets`` folder with id, latitude
-and longitude; missing place labels are reverse-geocoded on the fly). Every
-dropped row gets exactly one reason, counted in the report; nothing is dropped
-silently.
+:func:`select_table` runs up to four stages over a labelled table (missing place
+labels are reverse-geocoded); every dropped row gets exactly one reason, counted in
+the report:
 
-1. **Difficulty** (``rollouts``): GRPO learns from the *spread* of rewards in a
-   group — the advantage of completion *i* is :math:`(r_i - \bar r)/\sigma`. A
-   sample whose group rewards are all equal (all right or all wrong) has zero
-   advantage everywhere and teaches nothing; it is dropped when the standard
-   deviation of its group rewards is ``<= std_eps``. The rollout log format is
-   one JSON object per line (see :func:`load_rollouts`)::
+1. **Difficulty** (``rollouts``): drop samples whose GRPO group rewards are flat
+   (std <= ``std_eps``: zero advantage, nothing to learn); see :func:`load_rollouts`
+   and :func:`convert_trl_completions`.
+2. **Geo-R hard set** (``correctness``): drop every row within ``radius_km`` (exact
+   great-circle distance; a KD-tree on unit vectors) of an image the base model
+   already gets right.
+3. **Caps** per country / admin1 / equal-area geocell.
+4. **Fill** to ``target`` rows by water-filling quotas along ``balance_by``,
+   favouring under-represented regions.
 
-       {"id": "a1/b2/123.jpg", "rewards": [0.0, 1.0, 0.2, 0.0], "step": 12}
-
-   ``step`` is optional (file order otherwise); an id may appear on many lines
-   (several epochs / steps). ``difficulty_groups="last"`` (default) judges the
-   most recent group of each id (the policy that will train next resembles the
-   latest one most); ``"all"`` drops an id only when every logged group is flat.
-   Ids absent from the logs are kept (difficulty unknown) and counted.
-   :func:`convert_trl_completions` turns TRL's ``log_completions`` tables
-   (``output_dir/completions/completions_*.parquet``) into this format, given
-   that the sample id was logged with the completions (:func:`with_id_logging`).
-
-2. **Geo-R hard set** (``correctness``): from a base-model evaluation
-   (``predictions.jsonl`` of ``georeason eval``: one line per image with
-   ``true_lat``, ``true_lon``, ``distance_km``, ``error_kind``), the images the
-   model gets right (``distance_km <= threshold_km``; failures are misses) are the
-   *hotspots*; up to ``n_hotspots`` of them are drawn (seeded, over ids sorted so
-   the file's order does not matter) and every row within ``radius_km`` of any
-   hotspot is dropped: what remains lies away from everything the base model
-   already locates (Geo-R, arXiv 2601.00388).
-
-   The radius is the exact great-circle radius, not a box in degrees. Points
-   become 3-D unit vectors :math:`u`; for two points at central angle
-   :math:`\theta` the chord is :math:`|u_1 - u_2| = 2\sin(\theta/2)`, strictly
-   increasing on :math:`[0, \pi]`, so
-
-   .. math:: d_{gc} = R_E\,\theta \le r \iff |u_1-u_2| \le 2\sin\!\big(\min(r/R_E, \pi)/2\big)
-
-   with :math:`R_E` = 6371.0088 km, the radius of :func:`georeason.geo.haversine_km`.
-   A KD-tree (``scipy.spatial.cKDTree``) over the hotspots' unit vectors answers
-   "nearest hotspot within that chord" for every row; rows found within a hair
-   over the chord are then re-checked with :func:`~georeason.geo.haversine_km`
-   against that nearest hotspot, so the result equals the brute-force
-   definition ``min_j haversine(i, j) <= radius_km`` up to floating-point
-   rounding of the haversine itself (the tests compare with brute force).
-
-3. **Caps** (``max_per_country`` / ``max_per_admin1`` / ``max_per_cell``): at most
-   that many rows per group, drawn uniformly (seeded) inside each group.
-
-4. **Fill to a target size** (``target``), favouring under-represented regions:
-   quotas are allocated by *water-filling* level by level along ``balance_by``
-   (default: country, then geocell inside each country) — every group gets the
-   same quota ``q`` or all its rows if it has fewer, ``q`` as large as the target
-   allows (the allocation of maximum entropy under the group sizes), the
-   remainder going one row each to randomly chosen (seeded) groups; rows inside
-   the last level are drawn uniformly.
-
-**Geocells** are the cells of a Lambert cylindrical equal-area grid: ``n_lon =
-round(2πR_E / cell_km)`` columns of equal longitude width and ``n_z =
-round(2R_E / cell_km)`` rows of equal width in :math:`\sin(\mathrm{lat})`. Every
-cell covers the same area, ≈ ``cell_km``² (cells are ``cell_km`` wide at the
-equator and grow narrow and tall toward the poles). Equal area is what makes
-cell counts comparable as a measure of spatial spread.
-
-The report (``report.md`` / ``report.json`` / ``map.png`` next to the output)
-gives counts per stage, per continent and per country before and after, and the
-Shannon entropy (bits; normalised by :math:`\log_2` of the number of groups
-present before) and Gini coefficient of the distribution over countries and
-over geocells before and after.
+The report gives counts per stage, continent and country, and the entropy and Gini
+coefficient over countries and geocells before and after. The specification (the
+rollout log format, the chord bound, geocells, water-filling) is docs/select.md.
 """
 
 from __future__ import annotations
