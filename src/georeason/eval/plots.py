@@ -1,9 +1,12 @@
 """Plots of an evaluation or a training run: arrays in, PNG out.
 
 - :func:`plot_error_cdf` — share of images within d km against d (log scale),
-  with the IM2GPS thresholds marked; one curve per model.
+  with the IM2GPS thresholds marked; one curve per model, the share within each
+  threshold in the legend.
 - :func:`plot_world_map` — true locations and predictions on country outlines,
-  joined by a line coloured by the error.
+  joined by a line coloured by the error, lon/lat in degrees on the axes.
+- :func:`plot_world_maps` — the same for several models side by side, on the
+  same axes (one panel per model), so that their differences show.
 - :func:`plot_reward_curve` — reward (one or several) against training step,
   raw and smoothed.
 
@@ -71,7 +74,8 @@ def plot_error_cdf(
             NaN / inf = no prediction: counted in the denominator, never reached,
             so a curve tops out at the share of images predicted (as accuracy does).
         path: PNG to write.
-        thresholds_km: vertical lines (IM2GPS: 1 / 25 / 200 / 750 / 2500 km).
+        thresholds_km: vertical lines (IM2GPS: 1 / 25 / 200 / 750 / 2500 km); the
+            legend gives each curve's share of images within each of them.
         min_km, max_km: x range (errors below ``min_km`` are drawn at it;
             20,038 km is half the Earth's circumference, the largest error).
 
@@ -91,8 +95,8 @@ def plot_error_cdf(
         x = np.concatenate([[min_km], ok, [max_km]])
         y = np.concatenate([[0.0], np.arange(1, ok.size + 1) / n, [ok.size / n]])
         acc = [float((d <= t).sum()) / n for t in thresholds_km]
-        desc = ", ".join(f"{a * 100:.1f}" for a in acc)
-        ax.step(x, y, where="post", color=_COLORS[k % len(_COLORS)], lw=1.8, label=f"{label} (acc% {desc})")
+        desc = " / ".join(f"{a * 100:.1f}" for a in acc)
+        ax.step(x, y, where="post", color=_COLORS[k % len(_COLORS)], lw=1.8, label=f"{label}: {desc}")
     for t in thresholds_km:
         ax.axvline(t, color="0.6", lw=0.8, ls="--", zorder=0)
         name = _THRESHOLD_NAMES.get(float(t), "")
@@ -112,7 +116,16 @@ def plot_error_cdf(
     ax.set_xlabel("error (km, log scale)")
     ax.set_ylabel("share of images within the error")
     ax.grid(True, which="major", alpha=0.25)
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    # The legend's numbers are the share within each threshold, in the thresholds' order.
+    within = " / ".join(f"{t:g}" for t in thresholds_km)
+    ax.legend(
+        loc="upper left",
+        fontsize=8,
+        frameon=False,
+        title=f"% of images within {within} km",
+        title_fontsize=8,
+        alignment="left",
+    )
     if title:
         ax.set_title(title, pad=24, fontsize=10)
     return _save(fig, path)
@@ -147,40 +160,45 @@ def world_outlines(tolerance_deg: float = 0.15) -> list[np.ndarray]:
     return cached(f"world_outlines_{tolerance_deg:g}", build)
 
 
-def plot_world_map(
-    true_lat: ArrayLike,
-    true_lon: ArrayLike,
-    pred_lat: ArrayLike,
-    pred_lon: ArrayLike,
-    path: str | os.PathLike[str],
-    *,
-    title: str | None = None,
-    max_points: int = 3000,
-    seed: int = 0,
-    outlines: bool = True,
-) -> Path:
-    """Truth (dots) and predictions (crosses) on a world map, joined by error-coloured lines.
+def _lon_label(x: float, _pos: Any = None) -> str:
+    x = (x + 180.0) % 360.0 - 180.0 if abs(x) > 180 else x
+    return "0°" if x == 0 else f"{abs(x):g}°{'E' if x > 0 else 'W'}"
 
-    Equirectangular (plate carrée) projection; lines go green (<= 25 km), yellow
-    (<= 200), orange (<= 750), red (> 750 km). Images without a prediction are
-    drawn as grey rings at their true location. With more than ``max_points``
-    images a seeded random sample is drawn (the legend says so).
 
-    Returns the path written.
-    """
-    from matplotlib.collections import LineCollection, PolyCollection
-    from matplotlib.lines import Line2D
+def _lat_label(y: float, _pos: Any = None) -> str:
+    return "0°" if y == 0 else f"{abs(y):g}°{'N' if y > 0 else 'S'}"
 
-    from georeason.geo import haversine_km
 
-    tla = np.asarray(true_lat, dtype=np.float64).reshape(-1)
-    tlo = np.asarray(true_lon, dtype=np.float64).reshape(-1)
-    pla = np.asarray(pred_lat, dtype=np.float64).reshape(-1)
-    plo = np.asarray(pred_lon, dtype=np.float64).reshape(-1)
+def _points(
+    true_lat: ArrayLike, true_lon: ArrayLike, pred_lat: ArrayLike, pred_lon: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    tla, tlo, pla, plo = (
+        np.asarray(a, dtype=np.float64).reshape(-1) for a in (true_lat, true_lon, pred_lat, pred_lon)
+    )
     if not (tla.size == tlo.size == pla.size == plo.size):
         raise ValueError(
             f"arrays differ in length: true_lat {tla.size}, true_lon {tlo.size}, pred_lat {pla.size}, pred_lon {plo.size}"
         )
+    return tla, tlo, pla, plo
+
+
+def _draw_world_map(
+    ax: Any,
+    points: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    *,
+    max_points: int,
+    seed: int,
+    outlines: bool,
+    ylabel: bool = True,
+) -> None:
+    """Truth, predictions and error lines of one model on ``ax`` (plate carrée, degrees)."""
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter
+
+    from georeason.geo import haversine_km
+
+    tla, tlo, pla, plo = points
     n_all = tla.size
     idx = np.arange(n_all)
     if n_all > max_points:
@@ -191,8 +209,6 @@ def plot_world_map(
     if has.any():
         d[has] = haversine_km(tla[has], tlo[has], pla[has], plo[has])
 
-    fig = _figure(11.0, 5.8)
-    ax = fig.add_subplot(1, 1, 1)
     ax.set_facecolor("#eef4f8")
     if outlines:
         polys = world_outlines()
@@ -247,12 +263,79 @@ def plot_world_map(
     ax.set_aspect("equal")
     ax.set_xticks(range(-180, 181, 60))
     ax.set_yticks(range(-90, 91, 30))
+    ax.xaxis.set_major_formatter(FuncFormatter(_lon_label))
+    ax.yaxis.set_major_formatter(FuncFormatter(_lat_label))
+    ax.set_xlabel("longitude", fontsize=8)
+    if ylabel:
+        ax.set_ylabel("latitude", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(True, alpha=0.2, lw=0.5)
     shown = f"{idx.size} of {n_all} images (random sample)" if idx.size < n_all else f"{n_all} images"
     ax.legend(handles=handles, loc="lower left", fontsize=7, title=shown, title_fontsize=7, framealpha=0.9)
+
+
+def plot_world_map(
+    true_lat: ArrayLike,
+    true_lon: ArrayLike,
+    pred_lat: ArrayLike,
+    pred_lon: ArrayLike,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    max_points: int = 3000,
+    seed: int = 0,
+    outlines: bool = True,
+) -> Path:
+    """Truth (dots) and predictions (crosses) on a world map, joined by error-coloured lines.
+
+    Equirectangular (plate carrée) projection, longitude and latitude in degrees on
+    the axes; lines go green (<= 25 km), yellow (<= 200), orange (<= 750), red
+    (> 750 km). Images without a prediction are drawn as grey rings at their true
+    location. With more than ``max_points`` images a seeded random sample is drawn
+    (the legend says so).
+
+    Returns the path written.
+    """
+    points = _points(true_lat, true_lon, pred_lat, pred_lon)
+    fig = _figure(11.0, 5.8)
+    ax = fig.add_subplot(1, 1, 1)
+    _draw_world_map(ax, points, max_points=max_points, seed=seed, outlines=outlines)
     if title:
         ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_world_maps(
+    panels: Mapping[str, tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike]],
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    max_points: int = 3000,
+    seed: int = 0,
+    outlines: bool = True,
+) -> Path:
+    """:func:`plot_world_map` for several models side by side, one panel each, same axes.
+
+    Args:
+        panels: ``{panel title: (true_lat, true_lon, pred_lat, pred_lon)}``, in the
+            order to draw (left to right).
+        title: the figure's title, above the panels.
+
+    Returns the path written.
+    """
+    if not panels:
+        raise ValueError("plot_world_maps needs at least one panel")
+    drawn = {name: _points(*arrays) for name, arrays in panels.items()}
+    fig = _figure(7.2 * len(drawn), 4.4)
+    first = None
+    for k, (name, points) in enumerate(drawn.items()):
+        ax = fig.add_subplot(1, len(drawn), k + 1, sharex=first, sharey=first)
+        first = first or ax
+        _draw_world_map(ax, points, max_points=max_points, seed=seed, outlines=outlines, ylabel=k == 0)
+        ax.set_title(name, fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -287,6 +370,8 @@ def plot_reward_curve(
 
     Returns the path written.
     """
+    from matplotlib.ticker import MaxNLocator
+
     x = np.asarray(steps, dtype=np.float64).reshape(-1)
     series = _series(rewards, ylabel)
     for name, y in series.items():
@@ -301,6 +386,7 @@ def plot_reward_curve(
         color = _COLORS[k % len(_COLORS)]
         ax.plot(x, y, color=color, lw=0.7, alpha=0.35)
         ax.plot(x, _moving_average(y, w), color=color, lw=2.0, label=f"{name} (mean of last {w})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.25)
@@ -310,4 +396,4 @@ def plot_reward_curve(
     return _save(fig, path)
 
 
-__all__ = ["plot_error_cdf", "plot_reward_curve", "plot_world_map", "world_outlines"]
+__all__ = ["plot_error_cdf", "plot_reward_curve", "plot_world_map", "plot_world_maps", "world_outlines"]
