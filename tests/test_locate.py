@@ -130,7 +130,7 @@ def test_geor_answer_with_and_without_exif_gps(
         str(photos["gps"]), str(photos["plain"]), str(photos["bad"]),
         "--backend", "openai", "--base-url", geor_server.base_url, "--model", "any", "--json",
     )  # fmt: skip
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # one image failed: the others are located, the exit says so
     gps, plain, bad = json.loads(p.stdout)
     assert "1 of 3 images failed" in p.stderr
     # the photo with a GPS fix: coordinates from the answer, the gazetteer's place, the error in km
@@ -176,7 +176,7 @@ def test_human_output(geor_server: FixedAnswerServer, photos: dict[str, Path]) -
     p = run_locate(
         str(photos["gps"]), str(photos["bad"]), "--backend", "openai", "--base-url", geor_server.base_url
     )
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr
     out = p.stdout
     assert "reasoning" in out and "Kanji on the shop signs" in out
     assert "coordinates" in out and "35.68950, 139.69170" in out
@@ -187,9 +187,11 @@ def test_human_output(geor_server: FixedAnswerServer, photos: dict[str, Path]) -
 def test_all_failed_exits_non_zero(
     geor_server: FixedAnswerServer, photos: dict[str, Path], tmp_path: Path
 ) -> None:
+    other_bad = tmp_path / "also_bad.jpg"
+    other_bad.write_bytes(b"\x00" * 64)
     p = run_locate(
         str(photos["bad"]),
-        str(tmp_path / "missing.jpg"),
+        str(other_bad),
         "--backend",
         "openai",
         "--base-url",
@@ -199,7 +201,25 @@ def test_all_failed_exits_non_zero(
     assert p.returncode == 1
     results = json.loads(p.stdout)
     assert [r["ok"] for r in results] == [False, False]
-    assert "not found" in results[1]["error"]
+    assert "2 of 2 images failed" in p.stderr
+    assert not geor_server.requests
+
+
+def test_missing_image_is_refused_before_the_model_loads(photos: dict[str, Path], tmp_path: Path) -> None:
+    """A missing file is a bad argument, found before any model loads: the model named here
+    does not exist either, and the error is about the image."""
+    p = run_locate(str(photos["gps"]), str(tmp_path / "missing.jpg"), "--model", str(tmp_path / "no_model"))
+    assert p.returncode == 2
+    assert p.stderr.startswith("error: ") and "no such image file" in p.stderr and "missing.jpg" in p.stderr
+    assert "model" not in p.stderr.split("no such image file")[1]
+    assert "Traceback" not in p.stderr and not p.stdout
+
+
+def test_help_states_the_exit_status() -> None:
+    p = run_locate("--help")
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "1 when any image failed" in text and "2 for a bad argument" in text
 
 
 def test_unreachable_server_is_a_per_image_error(photos: dict[str, Path]) -> None:
@@ -269,7 +289,7 @@ def test_hf_backend_with_the_tiny_model(
         "--max-pixels",
         "4096",
     )
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # the bad file failed
     gps, bad = json.loads(p.stdout)
     assert gps["ok"] and isinstance(gps["answer"], str) and gps["exif_gps"] is not None
     # a random model gives no usable answer: reported as warnings, not as a failure

@@ -11,18 +11,18 @@ sub-app::
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app
+from georeason.cli import app, to_json
 
 data_app = typer.Typer(
     name="data",
-    help="Datasets: download benchmarks (fetch), check a benchmark folder (check).",
+    help="Datasets: download (fetch) and check (check) benchmarks; build training sets from MP-16: "
+    "label, select, rollouts, distill.",
     no_args_is_help=True,
 )
 app.add_typer(data_app, name="data")
@@ -64,7 +64,7 @@ def _progress_factory(enabled: bool) -> Any:
 @data_app.command("fetch")
 def fetch_cmd(
     name: Annotated[str | None, typer.Argument(help="Source to download (see --list).")] = None,
-    to: Annotated[Path | None, typer.Option("--to", help="Target folder (created).")] = None,
+    to: Annotated[Path | None, typer.Option("--to", "--out", "-o", help="Target folder (created).")] = None,
     registry: Annotated[
         Path | None,
         typer.Option(
@@ -90,7 +90,12 @@ def fetch_cmd(
     list_sources: Annotated[bool, typer.Option("--list", help="List the known sources and exit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Download a benchmark from pinned URLs: verify checksums, resume partial downloads, extract safely."""
+    """Download a benchmark from pinned URLs: verify checksums, resume partial downloads, extract safely.
+
+    Example: `georeason data fetch im2gps3k --to data/im2gps3k`, then
+    `georeason data check --benchmark im2gps3k --data data/im2gps3k`; `georeason data fetch --list`
+    lists the sources.
+    """
     from georeason.data.fetch import FetchError, describe_sources, fetch, load_registry
 
     try:
@@ -99,7 +104,7 @@ def fetch_cmd(
         raise typer.BadParameter(str(e), param_hint="--registry") from e
     if list_sources:
         if as_json:
-            typer.echo(json.dumps(describe_sources(reg), indent=2))
+            typer.echo(to_json(describe_sources(reg), indent=2))
             return
         for s in reg.values():
             typer.echo(f"{s.name}: {s.description}")
@@ -165,7 +170,7 @@ def fetch_cmd(
     if check and result.complete and source.benchmark:
         summary["check"] = _check(source.benchmark, Path(to))
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        typer.echo(to_json(summary, indent=2))
     else:
         for fr in result.files:
             mark = {
@@ -214,34 +219,33 @@ def check_cmd(
         str, typer.Option("--benchmark", "-b", help="im2gps3k, yfcc4k, mp16-reason, hf, csv, exif.")
     ],
     data: Annotated[Path, typer.Option("--data", help="The benchmark's folder (or file for csv).")],
-    option: Annotated[
+    benchmark_option: Annotated[
         list[str] | None,
         typer.Option(
-            "--option", "-o", help="Loader option KEY=VALUE (e.g. lat_col=latitude, split=test); repeatable."
+            "--benchmark-option",
+            help="Loader option KEY=VALUE (e.g. lat_col=latitude, split=test); repeatable (as in eval).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
 ) -> None:
-    """Load a benchmark folder and report its size, labels, fixes and missing images."""
+    """Load a benchmark folder and report its size, labels, fixes and missing images.
+
+    Example: `georeason data check --benchmark im2gps3k --data data/im2gps3k` (after
+    `georeason data fetch im2gps3k --to data/im2gps3k`).
+    """
     import warnings
 
     from georeason.commands.eval_cmd import parse_options
-    from georeason.data.benchmarks import DatasetNotFoundError, load_benchmark
+    from georeason.data.benchmarks import load_benchmark
 
-    opts = parse_options(option or [], "--option")
+    opts = parse_options(benchmark_option or [], "--benchmark-option")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            ds = load_benchmark(benchmark, data, **opts)
-        except DatasetNotFoundError as e:
-            typer.secho(str(e), err=True, fg="red")
-            raise typer.Exit(1) from e
-        except ValueError as e:
-            raise typer.BadParameter(str(e)) from e
+        ds = load_benchmark(benchmark, data, **opts)  # a missing folder or a bad table: error: ...
     info = ds.describe()
     info["warnings"] = [str(w.message) for w in caught]
     if as_json:
-        typer.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        typer.echo(to_json(info, indent=2))
         return
     typer.echo(f"{info['name']}: {info['n_images']} images in {info['root']}")
     typer.echo(

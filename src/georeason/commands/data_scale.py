@@ -5,13 +5,13 @@ See :mod:`georeason.data.label`, :mod:`georeason.data.select` and :mod:`georeaso
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from georeason.cli import to_json
 from georeason.commands.data_cmd import data_app
 
 
@@ -64,7 +64,7 @@ def label_cmd(
     if as_json:
         d = dict(s.__dict__)
         d["rows_per_second"] = s.rows_per_second
-        typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        typer.echo(to_json(d, indent=2))
         return
     typer.echo(
         f"{s.n_rows:,} rows labelled in {s.seconds:.1f} s ({s.rows_per_second:,.0f} rows/s) -> {s.output}; "
@@ -327,7 +327,7 @@ def distill_cmd(
         typer.secho(f"error: {e}", err=True, fg="red")
         raise typer.Exit(2) from e
     if as_json:
-        typer.echo(json.dumps(s.to_dict(), indent=2, ensure_ascii=False))
+        typer.echo(to_json(s.to_dict(), indent=2))
         return
     typer.echo(
         f"{s.n_images} images: {s.n_done_before} done before, {s.n_new} now; kept {s.n_kept} -> {s.dataset_path}"

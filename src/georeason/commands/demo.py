@@ -55,6 +55,10 @@ def demo(
 
     The default run takes about 10 minutes on 2 CPU cores; --quick about a minute.
     """
+    from georeason.cli import require
+
+    # the whole pipeline needs the training extra: say so before anything is written
+    require("torch", "torchvision", "transformers", "trl", "datasets", "PIL", "matplotlib", extra="train")
     from georeason.demo import DemoConfig, quick_config, run_demo_seeds
 
     cfg = quick_config(out, seed) if quick else DemoConfig(out=out, seed=seed)

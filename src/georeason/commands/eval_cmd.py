@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app
+from georeason.cli import app, require_backend
 
 
 def parse_options(items: list[str], flag: str) -> dict[str, Any]:
@@ -32,7 +32,13 @@ def eval_cmd(
         Path, typer.Option("--out", "-o", help="Run folder (predictions.jsonl, run.json, report.*).")
     ],
     benchmark: Annotated[
-        str | None, typer.Option("--benchmark", "-b", help="im2gps3k, yfcc4k, mp16-reason, hf, csv or exif.")
+        str | None,
+        typer.Option(
+            "--benchmark",
+            "-b",
+            help="im2gps3k, yfcc4k, mp16-reason, hf, csv, exif, or synthetic (the world of `georeason demo` "
+            "or `georeason synth`: --data runs/demo/world).",
+        ),
     ] = None,
     data: Annotated[
         Path | None, typer.Option("--data", help="The benchmark's folder (or table file for csv).")
@@ -110,7 +116,18 @@ def eval_cmd(
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a TTY).")
     ] = None,
 ) -> None:
-    """Evaluate a model on a benchmark; one JSONL line per image; rerun the same command to resume."""
+    """Evaluate a model on a benchmark; one JSONL line per image; rerun the same command to resume.
+
+    Examples:
+
+    - the demo's models on its world's held-out cities (after `georeason demo`):
+      `georeason eval --benchmark synthetic --data runs/demo/world --model runs/demo/grpo --out runs/eval/grpo`
+    - a served model on Im2GPS3k: `georeason eval -b im2gps3k --data data/im2gps3k --backend openai
+      --model NAME --backend-option base_url=http://127.0.0.1:8000/v1 --out runs/eval/im2gps3k`
+    - rebuild the report of a run: `georeason eval --out runs/eval/grpo --report-only`
+
+    A run that fails before any image is evaluated leaves no folder behind.
+    """
     import logging
 
     from georeason.eval.report import write_report
@@ -133,14 +150,19 @@ def eval_cmd(
         raise typer.BadParameter(f"missing {', '.join(missing)} (or use --report-only)")
     assert benchmark is not None and data is not None and model is not None
 
-    from georeason.data.benchmarks import DatasetNotFoundError
-    from georeason.eval.runner import (
-        BackendFailure,
-        EvalConfig,
-        RunLockedError,
-        RunMismatchError,
-        run_eval,
-    )
+    from georeason.data.benchmarks import benchmark_class
+    from georeason.eval.runner import BackendFailure, EvalConfig, run_eval
+    from georeason.infer.base import BACKENDS
+
+    try:
+        benchmark_class(benchmark)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--benchmark") from e
+    if backend.strip().lower() not in BACKENDS:
+        raise typer.BadParameter(
+            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", param_hint="--backend"
+        )
+    require_backend(backend)  # a missing extra is named before anything is written
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -175,12 +197,6 @@ def eval_cmd(
             progress=progress,
             log=log,
         )
-    except DatasetNotFoundError as e:
-        typer.secho(str(e), err=True, fg="red")
-        raise typer.Exit(1) from e
-    except (RunMismatchError, RunLockedError) as e:
-        typer.secho(f"error: {e}", err=True, fg="red")
-        raise typer.Exit(1) from e
     except BackendFailure as e:
         typer.secho(f"error: {e}", err=True, fg="red")
         raise typer.Exit(3) from e

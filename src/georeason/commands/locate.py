@@ -5,19 +5,19 @@ OpenAI-compatible server), prints each image's reasoning chain, the parsed
 place with the gazetteer's name for the predicted coordinates, and the
 coordinates. Photos with GPS in their EXIF also get the error in km.
 
-An unreadable image costs that image only (an error line); the exit code is
-non-zero only when every image failed.
+The image paths are checked before the model loads: a missing file is a bad
+argument (exit 2, nothing runs). An image that cannot be read, or that the model
+fails on, costs that image only (an error line), and the exit code is then 1.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app
+from georeason.cli import app, require_backend, to_json
 
 
 def _place_line(place: dict[str, Any] | None) -> str:
@@ -65,7 +65,9 @@ def locate_cmd(
         str, typer.Option("--model", "-m", help="Model folder or hub id (hf); served model name (openai).")
     ] = "auto",
     backend: Annotated[str, typer.Option(help="Inference backend: hf | openai | vllm.")] = "hf",
-    protocol: Annotated[str, typer.Option(help="Answer protocol: geor | globe | plain | cot.")] = "geor",
+    protocol: Annotated[
+        str, typer.Option("--protocol", "-p", help="Answer protocol: geor | globe | plain | cot.")
+    ] = "geor",
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1 (openai).")
     ] = None,
@@ -84,13 +86,26 @@ def locate_cmd(
     batch_size: Annotated[int, typer.Option(help="Micro-batch size (hf).")] = 8,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of text.")] = False,
 ) -> None:
-    """Locate photos: reasoning chain, place, coordinates (and the error against EXIF GPS)."""
-    from georeason.infer.base import get_backend
+    """Locate photos: reasoning chain, place, coordinates (and the error against EXIF GPS).
+
+    Exit status: 0 when every image was located; 1 when any image failed (each failure is printed,
+    and the others are still located); 2 for a bad argument, e.g. an image file that does not
+    exist, checked before the model loads.
+
+    Examples: `georeason locate photo.jpg --model runs/demo/grpo` (a model folder, `--backend hf`);
+    `georeason locate photo.jpg --backend openai --base-url http://127.0.0.1:8000/v1` (a running
+    `georeason serve` or any OpenAI-compatible server).
+    """
+    from georeason.infer.base import BACKENDS, get_backend
     from georeason.infer.locate import locate
     from georeason.protocols import PROTOCOLS
 
     if protocol not in PROTOCOLS:
         raise typer.BadParameter(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if backend.strip().lower() not in BACKENDS:
+        raise typer.BadParameter(
+            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", param_hint="--backend"
+        )
     options: dict[str, Any] = {}
     if backend == "openai":
         options.update(
@@ -104,8 +119,15 @@ def locate_cmd(
         if model == "auto":
             raise typer.BadParameter("--model is required with --backend hf (a model folder or hub id)")
         options.update(max_pixels=max_pixels, batch_size=batch_size)
+    missing = [str(p) for p in images if not p.is_file()]
+    if missing:
+        what = "no such image file" if len(missing) == 1 else f"{len(missing)} image files do not exist"
+        raise typer.BadParameter(f"{what}: {', '.join(missing)}", param_hint="IMAGES")
+    require_backend(backend)  # a missing extra is named before anything loads
     try:
         engine = get_backend(backend, model, **options)
+    except ImportError:
+        raise  # the CLI names the extra to install
     except Exception as e:
         typer.echo(f"error: cannot start the {backend} backend: {e}", err=True)
         raise typer.Exit(2) from e
@@ -121,11 +143,10 @@ def locate_cmd(
     finally:
         engine.close()
     if json_out:
-        typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+        typer.echo(to_json([r.to_dict() for r in results], indent=2))
     else:
         _print_human(results)
     failed = sum(1 for r in results if not r.ok)
     if failed:
         typer.echo(f"{failed} of {len(results)} images failed", err=True)
-    if failed == len(results):
         raise typer.Exit(1)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from georeason.cli import app
+from georeason.cli import app, to_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -464,9 +464,7 @@ def score(
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(
-            json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
-        )
+        out.write_text(to_json(result, indent=2) + "\n", encoding="utf-8")
     except OSError as e:
         raise typer.BadParameter(f"cannot write {out}: {e}", param_hint="--out") from e
     console.print(f"wrote {out}")

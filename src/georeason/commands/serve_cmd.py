@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app
+from georeason.cli import app, require, require_backend
 
 
 @app.command("serve")
@@ -35,16 +35,43 @@ def serve_cmd(
     max_new_tokens_limit: Annotated[
         int, typer.Option(help="Largest max_tokens a client may ask for.")
     ] = 4096,
-    protocol: Annotated[str, typer.Option(help="Default protocol of /v1/locate.")] = "geor",
+    max_prompt_tokens: Annotated[
+        int | None,
+        typer.Option(help="Largest prompt in tokens, image included (422 above; default 32768, <= context)."),
+    ] = None,
+    generation_timeout: Annotated[
+        float, typer.Option(help="Seconds an admitted request may take before 504; its generation stops too.")
+    ] = 300.0,
+    max_image_pixels: Annotated[
+        int | None,
+        typer.Option(help="Most pixels an image may decode to (default: 4x the model's budget, >= 16M)."),
+    ] = None,
+    max_decodes: Annotated[int, typer.Option(help="Images decoded at once.")] = 2,
+    shutdown_timeout: Annotated[
+        float, typer.Option(help="Seconds in-flight requests get on SIGTERM before they are cancelled.")
+    ] = 5.0,
+    protocol: Annotated[
+        str, typer.Option(help="Default protocol of /v1/locate (its form may name another).")
+    ] = "geor",
     dtype: Annotated[str, typer.Option(help="Model dtype: auto | bfloat16 | float16 | float32.")] = "auto",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve a model over HTTP: /v1/chat/completions, /v1/locate, /health."""
-    import uvicorn
+    """Serve a model over HTTP: /v1/chat/completions, /v1/locate, /health.
 
+    `POST /v1/locate` takes a multipart form: the photo in the field `image`, optional `protocol`,
+    `max_tokens`, `temperature`; it answers the reasoning, the place and the coordinates as JSON.
+    `GET /` is an upload page and `/docs` the API reference.
+
+    Examples: `georeason serve --model runs/demo/grpo --port 8000`, then
+    `curl -F image=@photo.jpg http://127.0.0.1:8000/v1/locate`, or
+    `georeason locate photo.jpg --backend openai --base-url http://127.0.0.1:8000/v1`.
+    """
+    require("fastapi", "uvicorn", extra="serve")
+    require_backend(backend)  # a missing extra is named before the model loads
     from georeason.infer.base import get_backend
     from georeason.serve.app import create_app, parse_size
+    from georeason.serve.server import run
 
     try:
         limit = parse_size(max_request_bytes)
@@ -55,6 +82,8 @@ def serve_cmd(
         options.update(dtype=dtype, device=device, batch_size=max_concurrency)
     try:
         engine = get_backend(backend, model, **options)
+    except ImportError:
+        raise  # the CLI names the extra to install
     except Exception as e:
         typer.echo(f"error: cannot load {model!r} with the {backend} backend: {e}", err=True)
         raise typer.Exit(2) from e
@@ -68,6 +97,11 @@ def serve_cmd(
             default_protocol=protocol,
             max_pixels=max_pixels,
             max_new_tokens_limit=max_new_tokens_limit,
+            max_prompt_tokens=max_prompt_tokens,
+            generation_timeout=generation_timeout,
+            max_image_pixels=max_image_pixels,
+            max_decodes=max_decodes,
+            shutdown_timeout=shutdown_timeout,
         )
     except ValueError as e:
         engine.close()
@@ -76,6 +110,6 @@ def serve_cmd(
         f"georeason serve: {served_model_name or model} on http://{host}:{port} (docs at /docs)", err=True
     )
     try:
-        uvicorn.run(web, host=host, port=port, log_level=log_level, timeout_keep_alive=30)
+        run(web, host=host, port=port, log_level=log_level, shutdown_timeout=shutdown_timeout)
     finally:
         engine.close()

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from georeason.cli import app
+from georeason.cli import app, to_json
 
 
 @app.command("synth")
 def synth(
     out: Annotated[
-        Path, typer.Option("--out", help="Output folder (datasets.save_to_disk layout + world.json).")
+        Path,
+        typer.Option("--out", "-o", help="Output folder (datasets.save_to_disk layout + world.json)."),
     ],
     n_train: int = typer.Option(2000, "--n-train", min=1, help="Images of training cities."),
     n_test: int = typer.Option(400, "--n-test", min=0, help="Images of held-out cities (never in train)."),
@@ -38,7 +38,8 @@ def synth(
 
     Writes a DatasetDict (train / test split by city) with the GeoSample columns,
     and world.json (places, clue codebook, per-image clues, ceilings). See
-    docs/synthetic_world.md.
+    docs/synthetic_world.md. Evaluate a model on its held-out cities with
+    `georeason eval --benchmark synthetic --data OUT --model MODEL --out RUN`.
     """
     from georeason.data.synthetic import generate_world, save_world
 
@@ -65,4 +66,4 @@ def synth(
         f"{n_test} test images ({summary['n_places']['test']} held-out cities), "
         f"{summary['n_countries']} countries, {time.perf_counter() - t0:.1f} s"
     )
-    typer.echo(json.dumps({"clue_shares": summary["clue_shares"], "ceilings": summary["ceilings"]}, indent=1))
+    typer.echo(to_json({"clue_shares": summary["clue_shares"], "ceilings": summary["ceilings"]}, indent=1))

@@ -22,7 +22,15 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
-_CONFIG_OPT = typer.Option(None, "--config", "-c", help="YAML recipe (e.g. recipes/tiny/grpo.yaml).")
+#: What training imports; checked first, so a core-only install hears which extra to add.
+TRAIN_MODULES = ("torch", "torchvision", "transformers", "trl", "peft", "accelerate", "datasets", "PIL")
+
+_CONFIG_OPT = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="YAML recipe, e.g. recipes/tiny/geor_sft.yaml or recipes/tiny/geor_grpo.yaml (all: recipes/*/*.yaml).",
+)
 _SET_OPT = typer.Option(
     None, "--set", "-s", help="Override a recipe key: --set learning_rate=1e-6 (repeatable; values are YAML)."
 )
@@ -53,7 +61,9 @@ def _run(
     help_config: bool,
     show_all: bool,
 ) -> None:
-    from georeason.models import ModelNotFoundError
+    from georeason.cli import require
+
+    require(*TRAIN_MODULES, extra="train")  # before transformers says it less plainly
     from georeason.train import GeoGRPOConfig, GeoSFTConfig, RecipeError, load_config
 
     cls = GeoSFTConfig if kind == "sft" else GeoGRPOConfig
@@ -89,11 +99,8 @@ def _run(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from georeason.train import train_grpo, train_sft
 
-    try:
-        result = train_sft(cfg) if kind == "sft" else train_grpo(cfg)  # type: ignore[arg-type]
-    except (ModelNotFoundError, FileNotFoundError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+    # a missing model or dataset ends here with one `error:` line (georeason.cli)
+    result = train_sft(cfg) if kind == "sft" else train_grpo(cfg)  # type: ignore[arg-type]
     typer.echo(f"model saved to {result.model_dir}")
     last: dict[str, Any] = next((h for h in reversed(result.log_history) if "reward" in h), {})
     rewards = {k: v for k, v in last.items() if k == "reward" or k.startswith("rewards/")}
@@ -111,7 +118,12 @@ def sft(
     help_config: bool = _FIELDS_OPT,
     show_all: bool = _ALL_OPT,
 ) -> None:
-    """Supervised fine-tuning on the protocol's gold answers (Geo-R's warm start)."""
+    """Supervised fine-tuning on the protocol's gold answers (Geo-R's warm start).
+
+    Example, on a CPU: `georeason synth --out runs/tiny/world`, then
+    `georeason train tiny-model --out runs/tiny/model --world runs/tiny/world`, then
+    `georeason train sft --config recipes/tiny/geor_sft.yaml` (`--dry-run` prints the resolved config).
+    """
     _run("sft", config, set_, dry_run, help_config, show_all)
 
 
@@ -123,11 +135,15 @@ def grpo(
     help_config: bool = _FIELDS_OPT,
     show_all: bool = _ALL_OPT,
 ) -> None:
-    """GRPO with the recipe's reward functions and weights (Geo-R, GLOBE, ours)."""
+    """GRPO with the recipe's reward functions and weights (Geo-R, GLOBE, ours).
+
+    Example: `georeason train grpo --config recipes/tiny/geor_grpo.yaml --set learning_rate=1e-5 --dry-run`
+    (drop `--dry-run` to train; `--help-config` lists the keys a recipe may set).
+    """
     _run("grpo", config, set_, dry_run, help_config, show_all)
 
 
-_OUT_OPT = typer.Option(..., "--out", help="Folder to write the model to (from_pretrained loads it).")
+_OUT_OPT = typer.Option(..., "--out", "-o", help="Folder to write the model to (from_pretrained loads it).")
 _WORLD_OPT = typer.Option(
     None,
     "--world",
@@ -147,6 +163,9 @@ def tiny_model(
     world: Path | None = _WORLD_OPT,
 ) -> None:
     """Build the tiny offline Qwen2.5-VL (random weights, local tokenizer) for CPU runs and tests."""
+    from georeason.cli import require
+
+    require(*TRAIN_MODULES, extra="train")
     from georeason.models import build_tiny_vlm
 
     extra: list[str] = []

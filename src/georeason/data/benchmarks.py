@@ -89,6 +89,10 @@ LABEL_CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: How the loader options (``lat_col=``, ``split=``, ...) are given on the command line.
+OPTION_HINT = "on the command line: --benchmark-option KEY=VALUE"
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """The benchmark's files are not where they were looked for; the message says
     where to get them and how to lay them out."""
@@ -236,6 +240,10 @@ def _read_table(path: Path) -> pd.DataFrame:
         else:
             sep = "\t" if suffix in (".tsv", ".tab") else ","
             df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError as e:
+        raise ValueError(
+            f"{path} is empty: a benchmark table needs a header row naming its image, lat and lon columns"
+        ) from e
     except Exception as e:
         raise ValueError(f"cannot read {path}: {type(e).__name__}: {e}") from e
     df.columns = [str(c).strip() for c in df.columns]
@@ -670,11 +678,15 @@ class HFDatasetBenchmark(BenchmarkDataset):
         lat_c = _find_column(cols, lat_col, LAT_CANDIDATES, "latitude")
         lon_c = _find_column(cols, lon_col, LON_CANDIDATES, "longitude")
         if lat_c is None or lon_c is None:
-            raise ValueError(f"{root}: no latitude/longitude columns; the columns are: {', '.join(cols)}")
+            raise ValueError(
+                f"{root}: no latitude/longitude columns; the columns are: {', '.join(cols)}. "
+                f"Name them with lat_col=/lon_col= ({OPTION_HINT})"
+            )
         img_c = _find_column(cols, image_col, IMAGE_CANDIDATES, "image")
         if img_c is None:
             raise ValueError(
-                f"{root}: no image column (image, image_path, path, ...); columns: {', '.join(cols)}"
+                f"{root}: no image column (image, image_path, path, ...); columns: {', '.join(cols)}. "
+                f"Name it with image_col= ({OPTION_HINT})"
             )
         id_c = _find_column(cols, id_col, ID_CANDIDATES, "id")
         meta_cols = [c for c in cols if c != img_c]
@@ -781,7 +793,8 @@ class HFDatasetBenchmark(BenchmarkDataset):
                     if split is None and len(obj) == 1:
                         return next(iter(obj.values()))
                     raise ValueError(
-                        f"{root}: no split {split!r}; the splits are {list(obj)} (choose one with split=...)"
+                        f"{root}: no split {split!r}; the splits are {list(obj)} (choose one with split=NAME; "
+                        f"{OPTION_HINT})"
                     )
                 return obj[split]
             return obj
@@ -880,13 +893,14 @@ def _load_table_benchmark(
     if lat_c is None or lon_c is None:
         raise ValueError(
             f"{table_path}: no latitude/longitude columns (tried {', '.join(LAT_CANDIDATES)} / "
-            f"{', '.join(LON_CANDIDATES)}); the columns are: {', '.join(cols)}. Name them with lat_col=/lon_col="
+            f"{', '.join(LON_CANDIDATES)}); the columns are: {', '.join(cols)}. Name them with lat_col=/lon_col= "
+            f"({OPTION_HINT})"
         )
     img_c = _find_column(cols, image_col, IMAGE_CANDIDATES, "image")
     if img_c is None:
         raise ValueError(
             f"{table_path}: no image column (tried {', '.join(IMAGE_CANDIDATES)}); the columns are: "
-            f"{', '.join(cols)}. Name it with image_col="
+            f"{', '.join(cols)}. Name it with image_col= ({OPTION_HINT})"
         )
     id_c = _find_column(cols, id_col, ID_CANDIDATES, "id")
     notes: list[str] = []
@@ -1100,7 +1114,10 @@ def benchmark_class(name: str) -> type[BenchmarkDataset]:
     key = name.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}")
+        raise ValueError(
+            f"unknown benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)} "
+            "(or synthetic: the world of `georeason synth` / `georeason demo`, read as hf)"
+        )
     return BENCHMARKS[key]
 
 

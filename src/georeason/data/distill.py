@@ -948,18 +948,17 @@ def run_distill(
     import sys
 
     from georeason.data.images import load_image
-    from georeason.eval.runner import read_records, write_records
+    from georeason.eval.runner import read_records, undo_on_early_failure, write_records
     from georeason.infer.base import Request
     from georeason.protocols import get_protocol
 
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     rec_path = out / RECORDS_FILE
     specs = config.specs()
     if limit is not None and limit < 1:
         raise DistillError(f"limit must be >= 1, got {limit}")
-    with _exclusive(out):
+    with undo_on_early_failure(out, RECORDS_FILE), _exclusive(out):
         if overwrite:
             import shutil
 

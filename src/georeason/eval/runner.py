@@ -350,6 +350,37 @@ def make_record(
 
 
 @contextlib.contextmanager
+def undo_on_early_failure(out_dir: Path, records_file: str) -> Iterator[None]:
+    """Create ``out_dir``; if the body raises before a line reached ``out_dir/records_file``,
+    remove what this call created (the lock, run.json, the folder and any parents it made),
+    so a run that fails before doing any work leaves nothing behind. What was there
+    before is never touched."""
+    top = out_dir.absolute()
+    while not top.parent.exists():
+        top = top.parent
+    existed = out_dir.exists()
+    before = {p.name for p in out_dir.iterdir()} if out_dir.is_dir() else set()
+    records = out_dir / records_file
+    size_before = records.stat().st_size if records.is_file() else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        size = records.stat().st_size if records.is_file() else None
+        if size == size_before or (size_before is None and not size):  # no record written
+            with contextlib.suppress(OSError):
+                if not existed:
+                    import shutil
+
+                    shutil.rmtree(top)  # the topmost folder this call created
+                else:
+                    for p in out_dir.iterdir():
+                        if p.name not in before and (p.is_file() or p.is_symlink()):
+                            p.unlink()
+        raise
+
+
+@contextlib.contextmanager
 def _exclusive(out_dir: Path) -> Iterator[None]:
     """An advisory lock on the folder (released by the OS if the process dies)."""
     path = out_dir / LOCK_FILE
@@ -521,9 +552,8 @@ def run_eval(
 
     t_start = time.perf_counter()
     out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     preds_path = out / PREDICTIONS_FILE
-    with _exclusive(out):
+    with undo_on_early_failure(out, PREDICTIONS_FILE), _exclusive(out):
         old_run = _check_run_file(out, config, overwrite)
         if overwrite:
             for name in (
@@ -756,5 +786,6 @@ __all__ = [
     "make_record",
     "read_records",
     "run_eval",
+    "undo_on_early_failure",
     "write_records",
 ]

@@ -91,7 +91,9 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
     )
     if looks_like_path or not _HUB_ID.match(text):
         raise ModelNotFoundError(
-            f"model folder {text} does not exist (and it is not a hub ID). {_how_to_get(text)}"
+            f"model folder {text} does not exist (and it is not a hub ID): check the path, or make the model "
+            "first (a training run writes its output_dir; `georeason demo` writes runs/demo/sft and "
+            f"runs/demo/grpo; `georeason train tiny-model --out {text}` builds the tiny offline one)"
         )
     if _in_hub_cache(text):
         return text
