@@ -91,3 +91,109 @@ def test_many_comma_qualifiers_do_not_explode(qualifier: str) -> None:
 def test_qualified_names_still_read() -> None:
     assert forward_geocode("Springfield, Illinois, USA").admin1 == "Illinois"  # type: ignore[union-attr]
     assert forward_geocode("Paris, France").country_code == "FR"  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------
+# 5. AnswerProtocol.parse never raises, whatever the object
+# ---------------------------------------------------------------------------
+
+
+class _NoRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class _HostileStr(str):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def strip(self, *args: Any) -> str:
+        raise RuntimeError("no strip")
+
+    def split(self, *args: Any, **kwargs: Any) -> list[str]:
+        raise RuntimeError("no split")
+
+
+def _deep(depth: int) -> list[Any]:
+    x: list[Any] = []
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+def _self_referential() -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant"}
+    msg["content"] = [msg]
+    return msg
+
+
+def hostile_objects() -> dict[str, Any]:
+    """Completions (or column values) that are not what TRL hands over, built fresh."""
+    return {
+        "5,000-deep list": _deep(5000),
+        "repr raises": _NoRepr(),
+        "str subclass with raising methods": _HostileStr(
+            "<answer>Country: France\nCity: Paris\nCoordinates: (48.85, 2.35)</answer>"
+        ),
+        "self-referential message": _self_referential(),
+        "int past the digit limit": 10**5000,
+        "generator": (c for c in "<answer>"),
+        "message whose content raises": [{"role": "assistant", "content": _NoRepr()}],
+        "invalid UTF-8 bytes": b"\xff\xfe<answer>",
+        "nan": float("nan"),
+    }
+
+
+@pytest.mark.parametrize("what", sorted(hostile_objects()))
+def test_parse_never_raises_on_hostile_objects(what: str) -> None:
+    from georeason.protocols import PROTOCOLS
+    from georeason.types import Prediction
+
+    completion = hostile_objects()[what]
+    for proto in PROTOCOLS.values():
+        pred = proto.parse(completion)
+        assert isinstance(pred, Prediction) and isinstance(pred.raw, str) and len(pred.raw) <= 20_000
+        if what == "str subclass with raising methods":
+            assert not any(e.startswith("parser error") for e in pred.errors)  # read as the text it holds
+            assert pred.lat == 48.85 or proto.name == "globe"
+            assert type(pred.raw) is str
+        elif what not in ("invalid UTF-8 bytes", "generator"):
+            assert not pred.format_ok and pred.errors
+
+
+def _all_rewards() -> dict[str, Callable[..., list[float | None]]]:
+    from georeason.rewards import REWARDS, KeywordJudge, make_globe_locatability
+
+    return {**REWARDS, "globe_locatability": make_globe_locatability(KeywordJudge())}
+
+
+@pytest.mark.parametrize("what", sorted(hostile_objects()))
+def test_rewards_never_raise_on_hostile_completions_and_columns(what: str) -> None:
+    import math
+
+    from georeason.rewards import REWARD_RANGES
+
+    good = "<think>a church</think><answer>Country: France\ncity: Paris\nCoordinates: (48.85, 2.35)</answer>"
+    clean = {
+        "lat": [48.85],
+        "lon": [2.35],
+        "country": ["France"],
+        "city": ["Paris"],
+        "entities": [["church"]],
+    }
+    for name, func in _all_rewards().items():
+        lo, hi = REWARD_RANGES.get(name, (0.0, 1.0))
+        # the hostile object as the completion, then as every truth column's value
+        outs = [func([hostile_objects()[what]], **clean)]
+        hostile_cols = {
+            k: [hostile_objects()[what]] for k in ("lat", "lon", "country", "country_code", "city")
+        }
+        hostile_cols |= {"admin1": [hostile_objects()[what]], "continent": [hostile_objects()[what]]}
+        outs.append(func([good], **hostile_cols, entities=[["church"]]))
+        outs.append(func([good], **clean | {"entities": [hostile_objects()[what]]}))
+        for out in outs:
+            assert len(out) == 1
+            assert out[0] is None or (math.isfinite(out[0]) and lo <= out[0] <= hi), (name, out)

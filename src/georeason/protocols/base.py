@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import reprlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ def completion_text(completion: Any) -> str:
     '(1, 2)'
     """
     if isinstance(completion, str):
-        return completion
+        return str.__str__(completion)  # a str subclass's own methods never reach the parser
     if completion is None:
         return ""
     if isinstance(completion, bytes | bytearray):
@@ -305,7 +306,7 @@ class AnswerProtocol(ABC):
         try:
             text = completion_text(completion)
         except Exception as e:
-            return Prediction(raw=repr(completion)[:200], format_ok=False, errors=[f"bad completion: {e}"])
+            return Prediction(raw=_describe(completion), format_ok=False, errors=[f"bad completion: {e}"])
         try:
             pred = self._parse(text)
         except Exception as e:  # the parser is meant to be total; this keeps a run alive if it is not
@@ -322,6 +323,15 @@ class AnswerProtocol(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _describe(obj: Any, limit: int = 200) -> str:
+    """A short repr of anything, that never raises: nesting is cut at a few levels
+    (a 5,000-deep list) and an object whose ``repr`` raises is named by its type."""
+    try:
+        return reprlib.repr(obj)[:limit]
+    except Exception:  # reprlib already guards __repr__; this is for the rest
+        return "<unprintable completion>"
 
 
 # "<think>" or "</think>" in any case; a literal first character lets SRE skip ahead fast.

@@ -143,11 +143,13 @@ def _float_column(values: Sequence[Any]) -> NDArray[np.float64]:
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim == 1:
             return arr
-    except (TypeError, ValueError):
+    # OverflowError: an int past the float range (JSON digits for 1e400).
+    except (TypeError, ValueError, OverflowError):
         pass
     out = np.full(len(values), np.nan)
     for i, v in enumerate(values):
-        with contextlib.suppress(TypeError, ValueError):  # unreadable truth: that row scores None
+        # Unreadable truth (whatever a column holds): that row scores None.
+        with contextlib.suppress(Exception):
             out[i] = float(v)
     return out
 
@@ -195,7 +197,10 @@ def _text(value: Any) -> str | None:
     if type(value) is not str:
         if isinstance(value, float) and math.isnan(value):  # pandas' missing value
             return None
-        value = str(value)
+        try:
+            value = str.__str__(value) if isinstance(value, str) else str(value)
+        except Exception:  # a value without a text (an int past Python's digit limit): no truth
+            return None
     return value.strip() or None
 
 
@@ -471,7 +476,7 @@ def entity_list(value: Any) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        s = value.strip()
+        s = str.__str__(value).strip()  # a str subclass's own methods are not called
         if s.startswith("["):
             try:
                 return entity_list(json.loads(s))
@@ -483,13 +488,16 @@ def entity_list(value: Any) -> list[str]:
     out: list[str] = []
     try:
         items = list(value)
-    except TypeError:
+    except Exception:  # not iterable, or an iterator that fails: no entities
         return []
     for item in items:
-        if isinstance(item, Mapping):
-            item = item.get("text", item.get("name", item.get("entity")))
-        if isinstance(item, str) and item.strip():
-            out.append(item.strip())
+        try:
+            if isinstance(item, Mapping):
+                item = item.get("text", item.get("name", item.get("entity")))
+            if isinstance(item, str) and (text := str.__str__(item).strip()):
+                out.append(text)
+        except Exception:  # a mapping whose lookup fails: that entity is unreadable
+            continue
     return out
 
 
