@@ -17,7 +17,8 @@ from georeason.cli import app
 
 train_app = typer.Typer(
     name="train",
-    help="Train on TRL: SFT warm start, then GRPO with geolocation rewards (YAML recipes under recipes/).",
+    help="Train on TRL: sft (warm start), then grpo (geolocation rewards), from YAML recipes under recipes/; "
+    "tiny-model builds the offline test model.",
     no_args_is_help=True,
 )
 app.add_typer(train_app, name="train")
