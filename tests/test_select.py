@@ -291,7 +291,9 @@ def test_with_id_logging_keeps_the_reward() -> None:
     comps = ["<answer>(48.85, 2.35)</answer>"] * 2
     cols = {"lat": [48.85, 10.0], "lon": [2.35, 10.0], "id": [1, 2]}
     assert wrapped(comps, log_extra=lambda c, v: logged.update({c: v}), **cols) == fn(comps, **cols)
-    assert logged == {"id": ["1", "2"]}
+    assert logged["id"] == ["1", "2"]
+    # the reward's own columns pass through beside the ids
+    assert set(logged) - {"id"} <= {f"{fn.__name__}/{k}" for k in ("lat", "lon", "error_km")}
 
 
 # ---------------------------------------------------------------------------
