@@ -197,3 +197,34 @@ def test_rewards_never_raise_on_hostile_completions_and_columns(what: str) -> No
         for out in outs:
             assert len(out) == 1
             assert out[0] is None or (math.isfinite(out[0]) and lo <= out[0] <= hi), (name, out)
+
+
+# ---------------------------------------------------------------------------
+# 6. every registered reward takes name=..., as load_rewards' advice says
+# ---------------------------------------------------------------------------
+
+
+def test_every_registered_reward_takes_a_name() -> None:
+    from georeason.rewards import FACTORIES, REWARDS, get_reward
+
+    for reward in sorted(set(REWARDS) | set(FACTORIES)):
+        extra = {"judge": "keyword"} if reward == "globe_locatability" else {}
+        func = get_reward(reward, name=f"{reward}_2", **extra)
+        assert func.__name__ == f"{reward}_2", reward
+        assert func is not REWARDS.get(reward)
+        done = "<think>a sign</think><answer>country: France\ncity: Paris</answer>"
+        out = func([done], lat=[48.85], lon=[2.35], entities=[["sign"]])
+        assert len(out) == 1
+
+
+def test_load_rewards_duplicate_advice_can_be_followed() -> None:
+    from georeason.rewards import load_rewards
+
+    with pytest.raises(ValueError, match="another name in its options") as info:
+        load_rewards(["geoscore", "geoscore:0.5"])
+    assert "geoscore" in str(info.value)
+    funcs, weights = load_rewards(
+        ["geoscore", "georeason.rewards.ours:make_geoscore:0.5"],
+        {"georeason.rewards.ours:make_geoscore": {"name": "geoscore_globe", "protocol": "globe"}},
+    )
+    assert [f.__name__ for f in funcs] == ["geoscore", "geoscore_globe"] and weights == [1.0, 0.5]

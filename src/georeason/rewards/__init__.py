@@ -50,6 +50,7 @@ from georeason.rewards.globe import (
     globe_format,
     globe_visual,
     make_globe_accuracy,
+    make_globe_format,
     make_globe_visual,
 )
 from georeason.rewards.judges import (
@@ -125,6 +126,7 @@ __all__ = [
     "make_geor",
     "make_geoscore",
     "make_globe_accuracy",
+    "make_globe_format",
     "make_globe_locatability",
     "make_globe_visual",
     "make_hierarchy",

@@ -45,6 +45,7 @@ __all__ = [
     "globe_format",
     "globe_visual",
     "make_globe_accuracy",
+    "make_globe_format",
     "make_globe_visual",
 ]
 
@@ -270,6 +271,15 @@ def make_globe_visual(
     [0.6666666666666666]
     """
     return GlobeVisual(protocol=protocol, whole_text_if_untagged=whole_text_if_untagged, name=name)
+
+
+def make_globe_format(*, protocol: str = "globe", name: str = "globe_format") -> GlobeFormat:
+    r"""GLOBE's format reward for ``protocol`` answers, logged under ``name``.
+
+    >>> make_globe_format(name="globe_format_2")(["<think>a sign</think><answer>country: France\ncity: Paris</answer>"])
+    [1.0]
+    """
+    return GlobeFormat(protocol=protocol, name=name)
 
 
 def make_globe_accuracy(

@@ -22,6 +22,7 @@ from georeason.rewards.globe import (
     globe_format,
     globe_visual,
     make_globe_accuracy,
+    make_globe_format,
     make_globe_visual,
 )
 from georeason.rewards.judges import make_globe_locatability
@@ -70,6 +71,7 @@ FACTORIES: dict[str, Callable[..., RewardFunc]] = {
     "geor_format": partial(make_geor, "format"),
     "globe_accuracy": make_globe_accuracy,
     "globe_visual": make_globe_visual,
+    "globe_format": make_globe_format,
     "globe_locatability": make_globe_locatability,
     "hierarchy": make_hierarchy,
     "consistency": make_consistency,
@@ -117,7 +119,7 @@ def import_object(path: str, *, what: str = "reward") -> Any:
     return obj
 
 
-def get_reward(name: str, **options: Any) -> RewardFunc:
+def get_reward(name: str, /, **options: Any) -> RewardFunc:
     r"""A reward function by registry name or dotted path.
 
     - a name in :data:`REWARDS` without options gives the ready function;
@@ -126,8 +128,13 @@ def get_reward(name: str, **options: Any) -> RewardFunc:
     - ``"package.module:function"`` or ``"package.module.function"`` imports a user's own
       reward (with options, the imported object is called with them as a factory).
 
+    Every registered reward takes ``name=`` (the name TRL logs it under), so one reward can
+    appear twice in a recipe with different options.
+
     >>> get_reward("geor").__name__
     'geor'
+    >>> get_reward("geoscore", name="geoscore_globe", protocol="globe").__name__
+    'geoscore_globe'
     >>> get_reward("globe_accuracy", alpha=0.5).alpha
     0.5
     >>> get_reward("geor_format", strict_format=False).strict_format  # the lenient r_format
@@ -232,6 +239,8 @@ def load_rewards(
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(
-            f"two rewards share the name(s) {dupes}: TRL would log them under one name; pass name=..."
+            f"two rewards share the name(s) {dupes}: TRL would log them under one name; give one of them "
+            "another name in its options, e.g. options={'REWARD': {'name': 'REWARD_2'}} "
+            "(recipe: reward_options: {REWARD: {name: REWARD_2}})"
         )
     return funcs, [s.weight for s in parsed]
