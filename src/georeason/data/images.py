@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 #: Pillow's own hard limit (2 x ``Image.MAX_IMAGE_PIXELS``): ~179 Mpx, a 13,377 x 13,377 image.
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
@@ -127,29 +127,61 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+_ORIENTATION = 0x0112
+# EXIF orientation -> the transpose that makes the image upright (what PIL.ImageOps.exif_transpose does,
+# without the full-size copy it makes of an image that needs no turn).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Modes Image.reduce() handles (box averaging in the image's own mode).
+_REDUCIBLE = frozenset({"L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "I", "F", "CMYK", "YCbCr"})
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(_ORIENTATION) or 1)
+    except Exception:  # a broken EXIF block must not cost the image
+        return 1
+
+
 def load_image(
     source: ImageSource,
     *,
     max_pixels: int | None = None,
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    draft_pixels: int | None = None,
 ) -> Image.Image:
     """Load an image as upright RGB, at most ``max_pixels`` pixels.
 
     Steps, in the order that keeps a bad file cheap:
 
-    1. open lazily and read the header; refuse ``width * height >
-       max_image_pixels`` *before* decoding (decompression-bomb guard: a 50 kB
-       PNG can claim 60,000 x 60,000 pixels and take 10 GB to decode);
-    2. for JPEG, ask the decoder for a reduced-size draft when ``max_pixels``
-       is much smaller (DCT scaling: decoding a 48 Mpx phone photo at 1/8 is
-       ~20x faster and bit-for-bit what a resize would give at that scale);
-    3. decode; truncated or corrupt data raises here -> :class:`ImageError`;
-    4. apply the EXIF orientation (phones store portrait photos sideways);
-    5. convert any mode to RGB (see :func:`_to_rgb`);
-    6. resize with the aspect ratio kept so ``width * height <= max_pixels``
+    1. open lazily and read the header (nothing is decoded yet);
+    2. for JPEG, ask the decoder for a reduced-size draft when the target
+       (``max_pixels``, or ``draft_pixels`` when the caller's model resizes
+       anyway) is much smaller: DCT scaling decodes at 1/2, 1/4 or 1/8 per side,
+       the smallest scale still at least the target (a 48 Mpx phone photo at
+       1/8 is ~20x faster and bit-for-bit what a resize would give at that scale);
+    3. refuse when the pixels that would be decoded (the header's ``width *
+       height``, or the JPEG draft's) exceed ``max_image_pixels``, *before*
+       decoding (decompression-bomb guard: a 164 kB PNG can claim 13,000 x 13,000
+       pixels and take 2 GB to decode);
+    4. decode; truncated or corrupt data raises here -> :class:`ImageError`;
+    5. when still >= 4x the target per side, shrink by an integer factor in the
+       decoded mode (``Image.reduce``, box averaging) before any conversion, so
+       no full-size RGB copy is ever made;
+    6. apply the EXIF orientation (phones store portrait photos sideways);
+    7. convert any mode to RGB (see :func:`_to_rgb`);
+    8. resize with the aspect ratio kept so ``width * height <= max_pixels``
        (Lanczos; the model's own processor then snaps to its patch grid).
 
-    ``source`` is a path, raw bytes, or a PIL image (re-checked and converted).
+    ``source`` is a path, raw bytes, or a PIL image (re-checked and converted;
+    no draft or reduce, it is decoded already).
 
     >>> img = load_image(_example_png(), max_pixels=100)
     >>> img.mode, img.size
@@ -157,6 +189,10 @@ def load_image(
     """
     if max_pixels is not None and max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1, got {max_pixels}")
+    if draft_pixels is not None and draft_pixels < 1:
+        raise ValueError(f"draft_pixels must be >= 1, got {draft_pixels}")
+    targets = [p for p in (max_pixels, draft_pixels) if p is not None]
+    target = min(targets) if targets else None  # the most pixels anyone downstream will use
     what = _describe(source)
     if isinstance(source, Image.Image):
         img = source
@@ -168,17 +204,19 @@ def load_image(
         w, h = img.size
         if w < 1 or h < 1:
             raise ImageError(f"image has no pixels ({w}x{h}): {what}")
-        if w * h > max_image_pixels:
-            raise ImageError(
-                f"image too large: {w}x{h} = {w * h:,} pixels > max_image_pixels={max_image_pixels:,} "
-                f"(decompression-bomb guard; raise max_image_pixels if the file is trusted): {what}"
-            )
-        if owned and max_pixels is not None and img.format == "JPEG" and w * h > 4 * max_pixels:
+        if owned and target is not None and img.format == "JPEG" and w * h > 4 * target:
             # draft() picks the smallest DCT scale whose result is still >= the requested size,
             # so the final resize below still has enough pixels to work with.
-            tw, th = _fit((w, h), max_pixels)
             with contextlib.suppress(Exception):  # draft is an optimisation only
-                img.draft("RGB", (tw, th))
+                img.draft("RGB", _fit((w, h), target))
+        dw, dh = img.size  # what decoding will allocate (the draft's size for a JPEG)
+        if dw * dh > max_image_pixels:
+            scaled = f" (decoded at {dw}x{dh})" if (dw, dh) != (w, h) else ""
+            raise ImageError(
+                f"image too large: {w}x{h}{scaled} = {dw * dh:,} pixels > max_image_pixels={max_image_pixels:,} "
+                f"(decompression-bomb guard; raise max_image_pixels if the file is trusted): {what}"
+            )
+        orientation = _orientation(img)
         try:
             img.load()
         except Exception as e:
@@ -186,10 +224,11 @@ def load_image(
             if "truncated" in reason.lower() or isinstance(e, EOFError | SyntaxError):
                 raise ImageError(f"truncated or corrupt image ({reason}): {what}") from e
             raise ImageError(f"cannot decode image ({type(e).__name__}: {reason}): {what}") from e
-        try:
-            out = ImageOps.exif_transpose(img)
-        except Exception:  # a broken EXIF block must not cost the image
-            out = img
+        out = img
+        if owned and target is not None:
+            out = _reduce(out, target)
+        if orientation in _TRANSPOSE:
+            out = out.transpose(_TRANSPOSE[orientation])
         out = _to_rgb(out)
         if max_pixels is not None and out.size[0] * out.size[1] > max_pixels:
             out = out.resize(_fit(out.size, max_pixels), Image.Resampling.LANCZOS)
@@ -205,6 +244,21 @@ def load_image(
     finally:
         if owned:
             img.close()
+
+
+def _reduce(img: Image.Image, target: int) -> Image.Image:
+    """Shrink by the integer factor that keeps >= 2x the target's width and height (Pillow's
+    ``reducing_gap=2`` rule: the resize that follows then sees no aliasing), in the decoded mode.
+    Bilevel images go to ``L`` first (same memory: Pillow stores ``1`` one byte per pixel)."""
+    w, h = img.size
+    factor = int(math.sqrt(w * h / target) / 2)
+    if factor < 2:
+        return img
+    if img.mode == "1":
+        img = img.convert("L")
+    if img.mode not in _REDUCIBLE:
+        return img
+    return img.reduce(factor)
 
 
 def _rational(value: Any) -> float:
@@ -340,10 +394,16 @@ def decode_data_url(url: str) -> bytes:
         raise ImageError(f"image_url must be a data: URL (data:image/png;base64,...), got {head!r}")
     payload = url[m.end() :]
     if m.group("b64"):
+        # Strict: characters outside the base64 alphabet are an error (the lenient decoder drops
+        # them, and "!!!!" would become 0 bytes, reported as an empty image). Line breaks are
+        # tolerated (MIME encoders wrap at 76 columns).
+        text = re.sub(r"\s+", "", payload)
         try:
-            return base64.b64decode(payload, validate=False)
+            return base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError) as e:
-            raise ImageError(f"image_url holds invalid base64: {e}") from e
+            bad = re.search(r"[^A-Za-z0-9+/=]", text)
+            where = f" (character {bad.group()!r} at {bad.start()})" if bad else ""
+            raise ImageError(f"image_url holds invalid base64{where}: {e}") from e
     from urllib.parse import unquote_to_bytes
 
     return unquote_to_bytes(payload)
