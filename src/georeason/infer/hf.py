@@ -23,7 +23,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from georeason.infer.base import NO_TOKENS, YES_TOKENS, Backend, Request, Response, check_request
@@ -35,6 +35,19 @@ def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     from georeason.data.images import _fit as fit
 
     return fit(size, max_pixels)
+
+
+def _stop_rows(batch: list[Request], should_stop: Callable[[Request], bool]) -> Any:
+    """A transformers StoppingCriteria that ends row i when ``should_stop(batch[i])`` says so."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _StopRows(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = [bool(should_stop(r)) for r in batch]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_StopRows()])
 
 
 class HFBackend(Backend):
@@ -146,13 +159,16 @@ class HFBackend(Backend):
         seed: int | None = None,
         min_new_tokens: int = 0,
         top_logprobs: int | None = None,
+        should_stop: Callable[[Request], bool] | None = None,
     ) -> list[Response]:
         """See :meth:`Backend.generate`. Extensions used by ``georeason serve``:
         ``min_new_tokens`` (vLLM's ``min_tokens``: end-of-sequence is masked
-        until then) and ``top_logprobs`` (None: no log-probs; k >= 0: each
+        until then), ``top_logprobs`` (None: no log-probs; k >= 0: each
         Response's ``extra["logprobs"]`` lists, per generated token, its text,
         log-probability under the model and the k most likely alternatives, as
-        the OpenAI API does)."""
+        the OpenAI API does) and ``should_stop`` (asked after every decoding step
+        for each request of the batch; True ends that row there, with
+        ``finish_reason == "length"`` -- the server's deadline and cancel check)."""
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if temperature < 0 or not math.isfinite(temperature):
@@ -178,6 +194,7 @@ class HFBackend(Backend):
             "seed": seed,
             "min_new_tokens": min_new_tokens,
             "top_logprobs": top_logprobs,
+            "should_stop": should_stop,
         }
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
@@ -221,6 +238,7 @@ class HFBackend(Backend):
         seed: int | None,
         min_new_tokens: int = 0,
         top_logprobs: int | None = None,
+        should_stop: Callable[[Request], bool] | None = None,
     ) -> list[Response]:
         import torch
 
@@ -243,6 +261,8 @@ class HFBackend(Backend):
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         else:
             gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=None)
+        if should_stop is not None:
+            gen_kwargs["stopping_criteria"] = _stop_rows(batch, should_stop)
         if seed is not None:
             torch.manual_seed(seed)
         with torch.inference_mode():

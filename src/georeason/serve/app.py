@@ -20,45 +20,74 @@ Endpoints
 
 Limits
 ------
+Every error reply, whatever the status, is one shape: the OpenAI error object
+``{"error": {"message", "type", "param", "code"}}`` (``code`` is the HTTP status).
+
 - Request bodies over ``max_request_bytes`` -> **413** (checked on the
   ``Content-Length`` header before reading, and while reading chunked bodies).
-- Malformed requests -> **422** with an OpenAI-style error whose message names
-  the field; an unreadable image, too (the :class:`~georeason.data.images.ImageError` reason).
+- Malformed requests (bad JSON, a body that is not JSON, a field out of range,
+  invalid base64) -> **422** whose message names the field; an unreadable
+  image, too (the :class:`~georeason.data.images.ImageError` reason).
+- A prompt over ``max_prompt_tokens`` or, with ``max_tokens``, over the model's
+  context -> **422** before it reaches the model (the count stops at the limit,
+  so a 1 MB prompt costs milliseconds; backends with a tokenizer: ``hf``).
+- Images: the pixels to decode are checked from the header before decoding
+  (``max_image_pixels``, by default 4x what the model's processor keeps, at least
+  16 Mpx; JPEGs decode at a reduced DCT scale first, so large photos pass), and
+  at most ``max_decodes`` images decode at once.
 - At most ``max_concurrency`` requests are admitted at once; a request over the
   limit **waits up to** ``queue_timeout`` seconds for a slot and then gets
   **503** with ``Retry-After`` (``queue_timeout=0``: 503 at once). The
-  ``openai`` backend retries 503 with backoff.
+  ``openai`` backend retries 503 with backoff. A client that disconnects
+  frees its slot at once, and its generation stops at the next step.
+- An admitted request unanswered after ``generation_timeout`` seconds gets
+  **504**, and its row of the batch stops generating (``hf``: a transformers
+  stopping criterion; other backends finish the batch, the answer is dropped).
 - Generation runs in one worker thread (:class:`~georeason.serve.batching.BatchWorker`)
   that batches the admitted requests, so the event loop stays responsive
   (``/health`` answers while the model works).
 - A backend failure on the request's input (e.g. an image shape the processor
   rejects) -> 422; any other generation failure -> 500.
+- On SIGTERM/SIGINT (:func:`georeason.serve.server.run`) generation stops at the
+  next step, in-flight requests get **503** ``server shutting down`` and the
+  process exits within ``shutdown_timeout`` seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
 import time
 import uuid
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from georeason.data.images import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_data_url, load_image
 from georeason.infer.base import Backend, Response
 from georeason.infer.base import Request as InferRequest
-from georeason.serve.batching import BatchWorker
+from georeason.serve.batching import BatchWorker, Expired, ShuttingDown
+from georeason.serve.limits import PromptCounter, model_max_pixels
 
 logger = logging.getLogger("georeason.serve")
 
 MAX_TOP_LOGPROBS = 20
+#: the seed range every backend accepts (torch.manual_seed, vLLM): a signed 64-bit integer
+SEED_RANGE = (-(2**63), 2**63 - 1)
+#: default cap on prompt tokens (text + image), lowered to the model's context when that is smaller
+DEFAULT_MAX_PROMPT_TOKENS = 32_768
+#: smallest default image guard: a 16 Mpx photo decodes whatever the model's budget
+MIN_AUTO_IMAGE_PIXELS = 16_000_000
+T = TypeVar("T")
 # Backend errors of these types come from the request's own input (processor checks).
 _INPUT_ERRORS = ("ValueError", "TypeError", "ImageError")
 
@@ -101,9 +130,9 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     min_tokens: int = Field(default=0, ge=0, description="vLLM extension: no end-of-sequence before this")
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0, allow_inf_nan=False)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     n: int = Field(default=1, ge=1)
     stop: str | list[str] | None = None
     logprobs: bool = False
@@ -135,6 +164,14 @@ def _error(
 ) -> JSONResponse:
     body = {"error": {"message": message, "type": kind, "param": param, "code": status}}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+class ApiError(HTTPException):
+    """An HTTP error that names the request field at fault (the error object's ``param``)."""
+
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+        super().__init__(status, message)
+        self.param = param
 
 
 class PayloadTooLarge(HTTPException):
@@ -236,9 +273,13 @@ def create_app(
     batch_linger_s: float = 0.01,
     default_protocol: str = "geor",
     max_pixels: int | None = None,
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+    max_image_pixels: int | None = None,
     max_new_tokens_limit: int = 4096,
     default_max_tokens: int = 512,
+    max_prompt_tokens: int | None = None,
+    generation_timeout: float = 300.0,
+    max_decodes: int = 2,
+    shutdown_timeout: float = 5.0,
 ) -> FastAPI:
     """Build the service around ``backend`` (see the module docstring for the endpoints and limits).
 
@@ -252,9 +293,17 @@ def create_app(
         batch_window_s: longest wait for admitted requests still decoding their image.
         batch_linger_s: how long a batch that is not full waits for requests still in transit.
         default_protocol: protocol of ``/v1/locate`` when the form names none.
-        max_pixels, max_image_pixels: image resize target and decompression-bomb guard.
+        max_pixels: resize images to at most this many pixels (default: leave it to the model's processor).
+        max_image_pixels: decompression-bomb guard on the pixels an image decodes to (default:
+            4x the model's own pixel budget, at least 16 Mpx).
         max_new_tokens_limit: largest ``max_tokens`` a client may ask for.
-        default_max_tokens: ``max_tokens`` when the request has none.
+        default_max_tokens: ``max_tokens`` when the request has none (lowered to fit the context).
+        max_prompt_tokens: largest prompt, text and image tokens (default 32,768, and never more
+            than the model's context).
+        generation_timeout: seconds an admitted request may take (image decode, waiting for the
+            worker, generating) before 504; its generation stops too.
+        max_decodes: images decoded at once (each may take up to ``max_image_pixels`` x 4 bytes).
+        shutdown_timeout: seconds the worker thread gets to stop when the app shuts down.
     """
     from georeason.protocols import PROTOCOLS
 
@@ -262,6 +311,12 @@ def create_app(
         raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
     if queue_timeout < 0:
         raise ValueError(f"queue_timeout must be >= 0 seconds, got {queue_timeout}")
+    if not generation_timeout > 0:
+        raise ValueError(f"generation_timeout must be > 0 seconds, got {generation_timeout}")
+    if max_decodes < 1:
+        raise ValueError(f"max_decodes must be >= 1, got {max_decodes}")
+    if max_prompt_tokens is not None and max_prompt_tokens < 1:
+        raise ValueError(f"max_prompt_tokens must be >= 1, got {max_prompt_tokens}")
     limit = parse_size(max_request_bytes)
     if limit < 1:
         raise ValueError(f"max_request_bytes must be positive, got {max_request_bytes}")
@@ -272,10 +327,38 @@ def create_app(
     supports_logprobs = "top_logprobs" in gen_params
     supports_min_tokens = "min_new_tokens" in gen_params
 
+    # What the model can use: its context bounds the prompt, its pixel budget the image decode.
+    counter = PromptCounter(backend)
+    context = counter.context
+    prompt_cap = max_prompt_tokens or DEFAULT_MAX_PROMPT_TOKENS
+    if context is not None:
+        prompt_cap = min(prompt_cap, context)
+    model_pixels = model_max_pixels(backend)
+    if max_image_pixels is None:
+        budget = min(p for p in (max_pixels, model_pixels, DEFAULT_MAX_IMAGE_PIXELS) if p is not None)
+        max_image_pixels = min(DEFAULT_MAX_IMAGE_PIXELS, max(4 * budget, MIN_AUTO_IMAGE_PIXELS))
+    if max_image_pixels < 1:
+        raise ValueError(f"max_image_pixels must be >= 1, got {max_image_pixels}")
+    image_limits: dict[str, Any] = {
+        "max_pixels": max_pixels,
+        "max_image_pixels": max_image_pixels,
+        "draft_pixels": model_pixels,
+    }
+
     # in_flight: admitted, not yet answered; preparing: admitted, not yet handed to the worker
     # (still decoding its image) -- the worker waits for those to fill its batch.
-    state: dict[str, Any] = {"in_flight": 0, "preparing": 0, "served": 0, "rejected": 0}
+    state: dict[str, Any] = {
+        "in_flight": 0,
+        "preparing": 0,
+        "served": 0,
+        "rejected": 0,
+        "abandoned": 0,
+        "timed_out": 0,
+        "decoding": 0,
+        "decoding_peak": 0,
+    }
     slots = asyncio.Semaphore(max_concurrency)
+    decodes = asyncio.Semaphore(max_decodes)
     worker = BatchWorker(
         backend,
         max_batch=max_batch or max_concurrency,
@@ -289,7 +372,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         yield
-        worker.stop()
+        worker.stop(timeout=shutdown_timeout)
 
     app = FastAPI(
         title="georeason",
@@ -302,29 +385,65 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
+        problems: list[str] = []
+        params: list[str | None] = []
         for err in exc.errors():
-            loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body",))
-            problems.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-        first = exc.errors()[0].get("loc", ()) if exc.errors() else ()
-        param = ".".join(str(x) for x in first if x != "body") or None
-        return _error(422, "invalid request: " + "; ".join(problems), "invalid_request_error", param)
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        kinds = {413: "request_too_large", 422: "invalid_request_error", 503: "server_busy"}
+            loc = [str(x) for x in err.get("loc", ()) if x != "body"]
+            if err.get("type") == "json_invalid":
+                # loc holds the character offset of the syntax error, not a field
+                where = f" at character {loc[-1]}" if loc else ""
+                reason = (err.get("ctx") or {}).get("error") or err.get("msg")
+                problems.append(f"body is not valid JSON{where}: {reason}")
+                params.append(None)
+                continue
+            problems.append(f"{'.'.join(loc)}: {err.get('msg')}" if loc else str(err.get("msg")))
+            params.append(".".join(loc) or None)
         return _error(
-            exc.status_code,
-            str(exc.detail),
-            kinds.get(exc.status_code, "server_error" if exc.status_code >= 500 else "invalid_request_error"),
+            422,
+            "invalid request: " + "; ".join(problems),
+            "invalid_request_error",
+            params[0] if params else None,
+        )
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException and Starlette's 404/405
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {
+            404: "not_found_error",
+            405: "invalid_request_error",
+            413: "request_too_large",
+            422: "invalid_request_error",
+            503: "server_busy",
+            504: "timeout",
+        }
+        status = exc.status_code
+        message = str(exc.detail)
+        if status == 400:
+            # Starlette / FastAPI on a body they cannot parse (bad multipart, no boundary): a
+            # malformed request like any other, so the status this server uses for those.
+            status, message = 422, f"invalid request: the body could not be parsed ({message})"
+        return _error(
+            status,
+            message,
+            kinds.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+            getattr(exc, "param", None),
             headers=getattr(exc, "headers", None),
         )
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}", "server_error")
 
     class Slot:
         submitted = False
 
+        def __init__(self) -> None:
+            self.deadline = time.monotonic() + generation_timeout
+
     async def admit() -> Slot:
         """Take a slot, waiting up to queue_timeout; 503 when none frees up."""
+        if worker.stopping:
+            raise HTTPException(503, "server shutting down; retry later", headers={"Retry-After": "1"})
         try:
             if queue_timeout == 0:
                 if slots.locked():
@@ -351,15 +470,79 @@ def create_app(
         state["served"] += 1
         slots.release()
 
+    async def decode(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run an image decode in a thread, at most ``max_decodes`` at once. Shielded: a handler
+        cancelled mid-decode (client gone) leaves the decode holding its turn until it ends, so
+        disconnecting clients cannot pile up decodes beyond the bound."""
+
+        async def bounded() -> T:
+            async with decodes:
+                state["decoding"] += 1
+                state["decoding_peak"] = max(state["decoding_peak"], state["decoding"])
+                try:
+                    return await run_in_threadpool(fn, *args, **kwargs)
+                finally:
+                    state["decoding"] -= 1
+
+        return await asyncio.shield(asyncio.ensure_future(bounded()))
+
     async def run(slot: Slot, request: InferRequest, settings: dict[str, Any]) -> Response:
-        fut = worker.submit(request, **settings)
+        if time.monotonic() >= slot.deadline:
+            state["timed_out"] += 1
+            raise HTTPException(504, f"request took longer than generation_timeout={generation_timeout:g} s")
+        try:
+            job = worker.submit(request, deadline=slot.deadline, **settings)
+        except ShuttingDown:
+            raise HTTPException(
+                503, "server shutting down; retry later", headers={"Retry-After": "1"}
+            ) from None
         # Only after the put: the worker must never see "nothing queued, nothing coming" in between.
         slot.submitted = True
         state["preparing"] -= 1
         try:
-            return await asyncio.wrap_future(fut)
+            return await asyncio.wait_for(asyncio.wrap_future(job.future), slot.deadline - time.monotonic())
+        except asyncio.CancelledError:  # the client went away, or the server is stopping
+            job.cancel()
+            raise
+        except ShuttingDown:
+            raise HTTPException(
+                503, "server shutting down; retry later", headers={"Retry-After": "1"}
+            ) from None
+        except (TimeoutError, Expired):
+            job.cancel()
+            state["timed_out"] += 1
+            raise HTTPException(
+                504,
+                f"generation did not finish within generation_timeout={generation_timeout:g} s "
+                "(lower max_tokens, or retry when the server is less busy)",
+            ) from None
         except Exception as e:
             raise HTTPException(500, f"generation failed: {type(e).__name__}: {e}") from e
+
+    async def until_disconnected(http: Request, work: Coroutine[Any, Any, T]) -> T:
+        """Run a handler's work, cancelling it when the client disconnects (its ``finally``
+        blocks then free the slot and stop its generation)."""
+        task = asyncio.ensure_future(work)
+
+        async def gone() -> None:
+            while (await http.receive())["type"] != "http.disconnect":
+                pass
+
+        watcher = asyncio.ensure_future(gone())
+        try:
+            await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # uvicorn cancels us at the end of a graceful shutdown
+            task.cancel()
+            watcher.cancel()
+            raise
+        if task.done():
+            watcher.cancel()
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        state["abandoned"] += 1
+        raise HTTPException(499, "client closed the connection")  # nobody reads it
 
     def check_response(resp: Response) -> str:
         if resp.text is None:
@@ -373,16 +556,25 @@ def create_app(
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {
-            "status": "ok",
-            "ready": True,
+            "status": "stopping" if worker.stopping else "ok",
+            "ready": not worker.stopping,
             "model": name,
             "backend": backend.name,
             "in_flight": state["in_flight"],
             "preparing": state["preparing"],
             "max_concurrency": max_concurrency,
             "queue_timeout_s": queue_timeout,
+            "generation_timeout_s": generation_timeout,
+            "max_prompt_tokens": prompt_cap if counter.available else None,
+            "context": context,
+            "max_image_pixels": max_image_pixels,
+            "decoding": state["decoding"],
+            "decoding_peak": state["decoding_peak"],
+            "max_decodes": max_decodes,
             "served": state["served"],
             "rejected": state["rejected"],
+            "abandoned": state["abandoned"],
+            "timed_out": state["timed_out"],
             "batches": worker.batches,
         }
 
@@ -390,9 +582,9 @@ def create_app(
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "georeason"}]}
 
-    def _to_request(body: ChatCompletionRequest) -> InferRequest:
-        """OpenAI messages -> an infer Request (image decoded; ImageError -> 422)."""
-        image = None
+    def _messages(body: ChatCompletionRequest) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        """OpenAI messages -> the backend's messages, and the one image's (data URL, field path)."""
+        image: tuple[str, str] | None = None
         messages: list[dict[str, Any]] = []
         for k, m in enumerate(body.messages):
             if isinstance(m.content, str):
@@ -405,43 +597,82 @@ def create_app(
                     continue
                 assert part.image_url is not None
                 if image is not None:
-                    raise HTTPException(422, "at most one image per request is supported")
+                    raise ApiError(422, "at most one image per request is supported", "messages")
                 url = part.image_url.url
                 if not url.startswith("data:"):
-                    raise HTTPException(
+                    raise ApiError(
                         422,
                         f"messages.{k}.content.{j}.image_url.url: only data: URLs are supported "
                         "(data:image/png;base64,...); this server does not fetch remote images",
+                        f"messages.{k}.content.{j}.image_url.url",
                     )
-                try:
-                    image = load_image(
-                        decode_data_url(url), max_pixels=max_pixels, max_image_pixels=max_image_pixels
-                    )
-                except ImageError as e:
-                    raise HTTPException(422, f"messages.{k}.content.{j}.image_url: {e}") from e
+                image = (url, f"messages.{k}.content.{j}.image_url")
                 parts.append({"type": "image"})
             messages.append({"role": m.role, "content": parts})
-        return InferRequest(id=uuid.uuid4().hex, image=image, messages=messages)
+        return messages, image
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest) -> dict[str, Any]:
+    def _load(url: str, where: str) -> Any:
+        try:
+            return load_image(decode_data_url(url), **image_limits)
+        except ImageError as e:
+            raise ApiError(422, f"{where}: {e}", where) from e
+
+    def check_prompt(prompt: int, max_tokens: int, explicit: bool) -> None:
+        """422 when the prompt (so far ``prompt`` tokens) cannot run."""
+        if prompt > prompt_cap:
+            ctx = f"; the model's context is {context:,}" if context is not None else ""
+            raise ApiError(
+                422,
+                f"messages: the prompt has more than {prompt_cap:,} tokens "
+                f"(max_prompt_tokens={prompt_cap:,}{ctx}); shorten the messages",
+                "messages",
+            )
+        if context is not None and explicit and prompt + max_tokens > context:
+            raise ApiError(
+                422,
+                f"max_tokens: the prompt ({prompt:,} tokens) plus max_tokens ({max_tokens:,}) exceeds the "
+                f"model's context of {context:,} tokens; lower max_tokens or shorten the messages",
+                "max_tokens",
+            )
+
+    async def chat(body: ChatCompletionRequest) -> dict[str, Any]:
+        explicit = (body.max_completion_tokens or body.max_tokens) is not None
         max_tokens = body.max_completion_tokens or body.max_tokens or default_max_tokens
         if max_tokens > max_new_tokens_limit:
-            raise HTTPException(
-                422, f"max_tokens: {max_tokens} is above this server's limit of {max_new_tokens_limit}"
+            raise ApiError(
+                422,
+                f"max_tokens: {max_tokens} is above this server's limit of {max_new_tokens_limit}",
+                "max_tokens",
             )
         if body.min_tokens > max_tokens:
-            raise HTTPException(422, f"min_tokens ({body.min_tokens}) must be <= max_tokens ({max_tokens})")
+            raise ApiError(
+                422, f"min_tokens ({body.min_tokens}) must be <= max_tokens ({max_tokens})", "min_tokens"
+            )
         if body.model and body.model != name:
-            raise HTTPException(422, f"model: this server serves {name!r}, not {body.model!r}")
+            raise ApiError(422, f"model: this server serves {name!r}, not {body.model!r}", "model")
         want_logprobs = body.logprobs or body.top_logprobs is not None
         if want_logprobs and not supports_logprobs:
-            raise HTTPException(422, f"logprobs: backend {backend.name!r} does not return log-probabilities")
+            raise ApiError(
+                422, f"logprobs: backend {backend.name!r} does not return log-probabilities", "logprobs"
+            )
         if body.min_tokens and not supports_min_tokens:
-            raise HTTPException(422, f"min_tokens: backend {backend.name!r} does not support it")
+            raise ApiError(422, f"min_tokens: backend {backend.name!r} does not support it", "min_tokens")
+        messages, image_url = _messages(body)
         slot = await admit()
         try:
-            request = await run_in_threadpool(_to_request, body)
+            # Count the text first: a huge prompt is refused before its image is decoded, and the
+            # count stops at the limit (the tokenizer never sees the whole of a 1 MB prompt).
+            prompt = 0
+            if counter.available:
+                prompt = await run_in_threadpool(counter.text_tokens, messages, prompt_cap)
+                check_prompt(prompt, max_tokens, explicit)
+            image = await decode(_load, *image_url) if image_url is not None else None
+            if counter.available and image is not None:
+                prompt += counter.image_tokens(image.size)
+                check_prompt(prompt, max_tokens, explicit)
+            if context is not None and counter.available and not explicit:
+                max_tokens = max(1, min(max_tokens, context - prompt))
+            request = InferRequest(id=uuid.uuid4().hex, image=image, messages=messages)
             settings: dict[str, Any] = {
                 "max_new_tokens": max_tokens,
                 "temperature": body.temperature,
@@ -449,7 +680,7 @@ def create_app(
                 "seed": body.seed,
             }
             if body.min_tokens:
-                settings["min_new_tokens"] = body.min_tokens
+                settings["min_new_tokens"] = min(body.min_tokens, max_tokens)
             if want_logprobs:
                 settings["top_logprobs"] = body.top_logprobs or 0
             resp = await run(slot, request, settings)
@@ -483,36 +714,28 @@ def create_app(
             },
         }
 
-    @app.post("/v1/locate")
-    async def locate_endpoint(
-        image: Annotated[UploadFile, File(description="the photo")],
-        protocol: Annotated[str, Form()] = default_protocol,
-        max_tokens: Annotated[int, Form(ge=1)] = default_max_tokens,
-        temperature: Annotated[float, Form(ge=0.0, le=2.0)] = 0.0,
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, http: Request) -> dict[str, Any]:
+        return await until_disconnected(http, chat(body))
+
+    async def locate(
+        data: bytes, filename: str, protocol: str, max_tokens: int, temperature: float
     ) -> dict[str, Any]:
         from georeason.infer.locate import finish, prepare
 
-        if protocol not in PROTOCOLS:
-            raise HTTPException(
-                422, f"protocol: unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}"
-            )
-        if max_tokens > max_new_tokens_limit:
-            raise HTTPException(
-                422, f"max_tokens: {max_tokens} is above this server's limit of {max_new_tokens_limit}"
-            )
-        data = await image.read()
         slot = await admit()
         try:
-            result, request = await run_in_threadpool(
+            # prepare() takes no draft target: resize to the model's budget, which drafts JPEGs too.
+            result, request = await decode(
                 prepare,
                 data,
                 protocol,
-                max_pixels=max_pixels,
+                name=filename,
+                max_pixels=max_pixels or model_pixels,
                 max_image_pixels=max_image_pixels,
-                name=image.filename or "upload",
             )
             if request is None:
-                raise HTTPException(422, f"image: {result.error}")
+                raise ApiError(422, f"image: {result.error}", "image")
             resp = await run(
                 slot,
                 request,
@@ -524,6 +747,31 @@ def create_app(
             check_response(resp)
         result = await run_in_threadpool(finish, result, resp)
         return result.to_dict()
+
+    @app.post("/v1/locate")
+    async def locate_endpoint(
+        http: Request,
+        image: Annotated[UploadFile, File(description="the photo")],
+        protocol: Annotated[str, Form()] = default_protocol,
+        max_tokens: Annotated[int, Form(ge=1)] = default_max_tokens,
+        temperature: Annotated[float, Form(ge=0.0, le=2.0, allow_inf_nan=False)] = 0.0,
+    ) -> dict[str, Any]:
+        if protocol not in PROTOCOLS:
+            raise ApiError(
+                422,
+                f"protocol: unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}",
+                "protocol",
+            )
+        if max_tokens > max_new_tokens_limit:
+            raise ApiError(
+                422,
+                f"max_tokens: {max_tokens} is above this server's limit of {max_new_tokens_limit}",
+                "max_tokens",
+            )
+        data = await image.read()
+        return await until_disconnected(
+            http, locate(data, image.filename or "upload", protocol, max_tokens, temperature)
+        )
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
