@@ -332,3 +332,32 @@ def test_geocode_on_land_is_close() -> None:
     assert place["on_land"] is True and place["city"] == "Paris" and place["city_distance_km"] < 5
     assert not p.stderr.strip()
     assert math.isclose(place["lat"], 48.8566)
+
+
+def test_eval_report_json_is_valid_json(tmp_path: Path) -> None:
+    """A run where nothing could be scored: the report's rates are null, never NaN."""
+    from georeason.eval.report import write_report
+
+    recs = [
+        {
+            "id": "a",
+            "true_lat": 10.0,
+            "true_lon": 10.0,
+            "pred_lat": None,
+            "pred_lon": None,
+            "error_kind": "image",
+        },
+        {
+            "id": "b",
+            "true_lat": -75.0,
+            "true_lon": 0.0,
+            "pred_lat": None,
+            "pred_lon": None,
+            "error_kind": "parse",
+        },
+    ]
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    write_report(tmp_path, plots=False, n_bootstrap=0)
+    json.loads(
+        (tmp_path / "report.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in report.json")
+    )

@@ -11,12 +11,9 @@ instead. Commands write JSON through :func:`to_json` (never ``NaN``).
 from __future__ import annotations
 
 import importlib.util
-import json
-import math
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -115,28 +112,16 @@ def require_backend(backend: str) -> None:
 # --- JSON -------------------------------------------------------------------------
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if type(obj).__module__ == "numpy":  # numpy scalars and arrays, without importing numpy
-        return _jsonable(obj.tolist())
-    return obj
-
-
 def to_json(obj: Any, *, indent: int | None = None) -> str:
-    """JSON text that every parser accepts: NaN and ±inf become ``null``, numpy values
-    plain numbers, paths strings, anything else unknown its ``str``.
+    """JSON text that every parser accepts (:func:`georeason.jsonsafe.dumps`): NaN and ±inf
+    become ``null``, numpy values plain numbers, paths strings, anything else unknown its ``str``.
 
     >>> to_json({"city_lat": float("nan"), "n": 2})
     '{"city_lat": null, "n": 2}'
     """
-    return json.dumps(_jsonable(obj), indent=indent, ensure_ascii=False, allow_nan=False, default=str)
+    from georeason.jsonsafe import dumps
+
+    return dumps(obj, indent=indent)
 
 
 # --- errors -----------------------------------------------------------------------

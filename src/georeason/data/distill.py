@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from georeason.jsonsafe import dumps
+
 logger = logging.getLogger("georeason.data")
 
 RECORDS_FILE = "records.jsonl"
@@ -851,7 +853,7 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
 
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(dumps(data, indent=2) + "\n", encoding="utf-8")  # NaN -> null
     os.replace(tmp, path)
 
 

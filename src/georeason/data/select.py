@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from georeason.geo import EARTH_RADIUS_KM, haversine_km
 from georeason.geo.gazetteer import unit_vectors
+from georeason.jsonsafe import dumps
 
 logger = logging.getLogger("georeason.data")
 
@@ -1169,9 +1170,7 @@ def run_select(
             seed=config.seed,
         )
         map_name = paths["map"].name
-    paths["json"].write_text(
-        json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
-    )
+    paths["json"].write_text(dumps(report, indent=2) + "\n", encoding="utf-8")  # NaN -> null
     paths["md"].write_text(render_markdown(report, map_png=map_name), encoding="utf-8")
     result.report = report
     return result

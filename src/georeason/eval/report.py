@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from georeason.eval.metrics import DEFAULT_THRESHOLDS_KM, Estimate, LevelAccuracy, compute_metrics
+from georeason.jsonsafe import dumps
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -645,7 +646,7 @@ def write_report(
         images = _plots(out, records, report)
     report["plots"] = images
     tmp = out / (REPORT_JSON + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(dumps(report, indent=2) + "\n", encoding="utf-8")  # NaN -> null
     os.replace(tmp, out / REPORT_JSON)
     tmp = out / (REPORT_MD + ".tmp")
     tmp.write_text(render_markdown(report, images=images), encoding="utf-8")

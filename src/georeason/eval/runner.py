@@ -49,6 +49,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from georeason.jsonsafe import dumps
+
 if TYPE_CHECKING:  # pragma: no cover
     from georeason.data.benchmarks import BenchmarkDataset
     from georeason.infer.base import Backend, Request
@@ -403,7 +405,7 @@ def _exclusive(out_dir: Path) -> Iterator[None]:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(dumps(data, indent=2) + "\n", encoding="utf-8")  # NaN -> null
     os.replace(tmp, path)
 
 
