@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from georeason.train.callbacks import use_step_lines
 from georeason.train.common import (
     LOG_FILE,
     TrainResult,
@@ -93,6 +94,8 @@ def train_grpo(config: GeoGRPOConfig) -> TrainResult:
         peft_config=config.peft_config(),
         callbacks=[jsonl_log_callback(Path(str(config.output_dir)) / LOG_FILE)],
     )
+    # One short line per logging step in the terminal (every number: train_log.jsonl).
+    use_step_lines(trainer, "GRPO", Path(str(config.output_dir)) / LOG_FILE)
 
     # 5. Train, then save where from_pretrained finds it.
     output = trainer.train(resume_from_checkpoint=checkpoint)

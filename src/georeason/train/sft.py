@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from georeason.train.callbacks import use_step_lines
 from georeason.train.common import (
     LOG_FILE,
     TrainResult,
@@ -66,6 +67,8 @@ def train_sft(config: GeoSFTConfig) -> TrainResult:
         peft_config=config.peft_config(),
         callbacks=[jsonl_log_callback(Path(str(config.output_dir)) / LOG_FILE)],
     )
+    # One short line per logging step in the terminal (every number: train_log.jsonl).
+    use_step_lines(trainer, "SFT", Path(str(config.output_dir)) / LOG_FILE)
 
     # 4. Train (resuming restores weights, optimizer, scheduler, RNG and the data position).
     output = trainer.train(resume_from_checkpoint=checkpoint)
