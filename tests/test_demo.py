@@ -10,8 +10,10 @@ benchmarks/bench_demo_seeds.py, not here.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,8 +30,12 @@ from georeason.cli import app
 from georeason.demo import (
     CDF_PNG,
     COLUMNS,
+    HELD_OUT_COLUMNS,
     MAP_PNG,
+    N_PHOTOS,
     ORACLES,
+    PHOTOS_CSV,
+    PHOTOS_DIR,
     REPORT_MD,
     RESULTS_JSON,
     REWARD_PNG,
@@ -38,6 +44,7 @@ from georeason.demo import (
     SFT_ONLY,
     DemoConfig,
     DemoResult,
+    claim_lines,
     compare,
     quick_config,
 )
@@ -62,28 +69,97 @@ def test_quick_demo_writes_report_pngs_and_results(quick_run: tuple[Path, str]) 
     report = (out / REPORT_MD).read_text(encoding="utf-8")
     table = [line for line in report.splitlines() if line.startswith("| ")]
     header = table[0]
-    for _, label, _ in COLUMNS:
+    for _, label, _ in HELD_OUT_COLUMNS:
         assert label in header
+    # held-out cities are never named in training: no `city` column there, and the report says why
+    assert "| city |" not in header and "No `city` column here" in report
     # every method and every oracle has its row, each with one cell per column
     for name in (*ROWS, *ORACLES.values()):
         row = next((line for line in table if line.startswith(f"| {name} |")), None)
         assert row is not None, f"missing row {name!r}"
-        assert row.count("|") == len(COLUMNS) + 2
+        assert row.count("|") == len(HELD_OUT_COLUMNS) + 2
+    # the oracle rows carry the names the text explains them by
+    for key, label in ORACLES.items():
+        assert f"oracle {key}:" in label and f"*{key}*" in report
     for png in (REWARD_PNG, CDF_PNG, MAP_PNG):
         assert f"]({png})" in report
     assert "Does GRPO beat SFT only?" in report
     assert "Does the answer follow its reasoning?" in report
+    # one seed: no spread anywhere (no "± 0.0"), no NaN (the quick models give no coordinates)
+    assert "±" not in "\n".join(table) and "± 0.0" not in report
+    assert not re.search(r"\bnan\b", report, re.IGNORECASE), "NaN in the report"
+    assert "one seed, no spread" in report and "gave no coordinates at all" in report
+    assert "in GRPO's favour" not in report
 
     # the table is printed at the end, and progress was shown stage by stage
     for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"):
         assert stage in output
     assert SFT_GRPO in output and "median error" in output
+    assert not re.search(r"\bnan\b", output, re.IGNORECASE)
+
+
+def test_quick_demo_terminal_shows_one_line_per_logged_step(quick_run: tuple[Path, str]) -> None:
+    """The trainers' raw log dicts are not printed: one short line per logging step, the
+    full logs in each stage's train_log.jsonl; each evaluation bar names its model and split."""
+    out, output = quick_run
+    assert "{'loss'" not in output and "'grad_norm'" not in output
+    cfg = quick_config()
+    for stage, steps in (("sft", cfg.sft_steps), ("grpo", cfg.grpo_steps)):
+        logged = [json.loads(x) for x in (out / stage / "train_log.jsonl").read_text().splitlines()]
+        n_steps = sum(1 for x in logged if "loss" in x)
+        assert n_steps == steps  # logging_steps=1 in the quick run
+        lines = re.findall(rf"{stage.upper()} step +\d+/{steps}  loss [^\r\n]*", output)
+        assert len(lines) == steps, output
+        assert all(len(line) < 100 for line in lines), lines
+        assert f"{stage.upper()} done in" in output and str(out / stage / "train_log.jsonl") in output
+    assert re.search(r"GRPO step +1/\d+  loss \S+  reward \S+  KL \S+  \S+ s/step", output)
+    for label in (
+        f"{SFT_ONLY}, held-out cities",
+        f"{SFT_GRPO}, held-out cities",
+        f"{SFT_ONLY}, training cities",
+        f"{SFT_GRPO}, training cities",
+    ):
+        assert label in output
+
+
+def test_quick_demo_writes_photos_to_locate(quick_run: tuple[Path, str]) -> None:
+    """A handful of held-out photos as PNGs with their GPS in EXIF, and the report's
+    `georeason locate` command runs on them with the demo's model."""
+    from georeason.data.images import exif_gps
+
+    out, output = quick_run
+    with (out / PHOTOS_DIR / PHOTOS_CSV).open(encoding="utf-8") as f:
+        truth = list(csv.DictReader(f))
+    assert len(truth) == N_PHOTOS
+    assert len({(t["city"], t["country"]) for t in truth}) == N_PHOTOS  # one photo per city
+    for t in truth:
+        png = out / PHOTOS_DIR / t["file"]
+        assert png.read_bytes().startswith(PNG_MAGIC)
+        assert exif_gps(png) == pytest.approx((float(t["lat"]), float(t["lon"])), abs=1e-5)
+
+    report = (out / REPORT_MD).read_text(encoding="utf-8")
+    command = next(line for line in report.splitlines() if line.startswith("georeason locate "))
+    assert command in output  # printed at the end as well
+    args = command.split()[2:]
+    assert args[0] == f"{out / PHOTOS_DIR}/*.png" and args[1:3] == ["--model", str(out / "grpo")]
+    images = sorted(str(p) for p in (out / PHOTOS_DIR).glob("*.png"))
+    res = CliRunner().invoke(app, ["locate", *images, *args[1:], "--json"])
+    assert res.exit_code == 0, res.output
+    located = json.loads(res.stdout)
+    assert len(located) == N_PHOTOS and all(r["exif_gps"] is not None for r in located)
+    for t in truth:
+        assert f"`{t['file']}` | {t['city']}," in report
+
+
+def _no_nan(name: str) -> None:
+    raise AssertionError(f"{name} in results.json: not JSON")
 
 
 def test_quick_demo_results_are_real_measurements(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
-    payload = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"))
+    payload = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"), parse_constant=_no_nan)
     assert payload["seeds"] == [3]
+    assert payload["claim"]["median_km"]["sft_std"] is None  # one seed: no spread, not 0
     (res,) = payload["results"]
     # GRPO ran with the Geo-R reward: one reward per step, each in [0, 1]
     assert res["reward_steps"] == [1, 2]
@@ -93,6 +169,9 @@ def test_quick_demo_results_are_real_measurements(quick_run: tuple[Path, str]) -
     n_test = quick_config().n_test
     for name in ROWS:
         assert len(res["distances"][name]) == n_test
+    # both models' answers are kept for the world map (drawn side by side)
+    for name in (SFT_ONLY, SFT_GRPO):
+        assert {len(v) for v in res["map_points"][name].values()} == {n_test}
     rows = res["rows"]
     for name in ROWS:
         for key, _, _ in COLUMNS:
@@ -152,6 +231,35 @@ def test_claim_rule_needs_every_seed_and_more_than_the_spread() -> None:
     assert m["better_every_seed"] and not m["beats_spread"]
     # one seed: no spread, no verdict in GRPO's favour
     assert not compare(clear[:1])["median_km"]["beats_spread"]
+
+
+def test_claim_lines_say_plainly_who_was_better() -> None:
+    """'GRPO was 23.7 km worse than SFT' where GRPO is worse; one seed has no spread (no
+    '± 0.0'); a model without coordinates is 'not measurable', never NaN."""
+    one = claim_lines([_result(0, (4.0, 140.6), (0.5, 164.3))])
+    acc, median = one
+    assert "GRPO was 3.5 points worse than SFT; one seed, no spread" in acc
+    assert (
+        "SFT only 140.6 km, SFT + GRPO 164.3 km. GRPO was 23.7 km worse than SFT; one seed, no spread"
+        in median
+    )
+    three = claim_lines(
+        [
+            _result(0, (4.0, 141.0), (0.5, 164.7)),
+            _result(1, (0.0, 131.0), (0.0, 177.9)),
+            _result(2, (0.0, 136.0), (0.0, 148.9)),
+        ]
+    )
+    assert "(mean ± std over 3 seeds). GRPO was 27.8 km worse than SFT on average" in three[1]
+    assert "per seed: 23.7 worse, 46.9 worse, 12.9 worse -> GRPO does NOT beat SFT" in three[1]
+    assert "per seed: 3.5 worse, equal, equal" in three[0]
+    better = claim_lines([_result(s, (0, 200.0 + s), (0, 100.0 + s)) for s in range(3)])[1]
+    assert "100.0 km better than SFT on average" in better and "wins by more than the spread" in better
+    nan = float("nan")
+    missing = claim_lines([_result(0, (0.0, nan), (0.0, 150.0))])[1]
+    assert "not measurable: SFT only gave no coordinates at all" in missing
+    for line in (*one, *three, better, missing):
+        assert "nan" not in line.lower() and "± 0.0" not in line and "favour" not in line
 
 
 def test_bad_settings_fail_clearly(tmp_path: Path) -> None:
@@ -257,3 +365,36 @@ def test_tint_reading_checks_the_answer_against_its_own_reasoning(tmp_path: Path
         "in_true_cell": 0.0,
     }
     assert math.isnan(tint_reading([], data)["word_right"])
+
+
+def test_demo_plots_say_what_they_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error CDF's legend says which distances its percentages are; the world map puts
+    SFT only and SFT + GRPO side by side on the same axes, in degrees."""
+    import numpy as np
+
+    from georeason.eval import plots
+
+    figures = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or save(fig, path))
+
+    plots.plot_error_cdf({SFT_ONLY: [10.0, 100.0, 5000.0, float("nan")]}, tmp_path / "cdf.png")
+    legend = figures[-1].axes[0].get_legend()
+    assert legend.get_title().get_text() == "% of images within 1 / 25 / 200 / 750 / 2500 km"
+    assert [t.get_text() for t in legend.get_texts()] == [f"{SFT_ONLY}: 0.0 / 25.0 / 50.0 / 50.0 / 50.0"]
+
+    truth = (np.array([35.0, -33.9]), np.array([139.7, 18.4]))
+    plots.plot_world_maps(
+        {
+            SFT_ONLY: (*truth, np.array([34.0, -30.0]), np.array([135.0, 20.0])),
+            SFT_GRPO: (*truth, truth[0], truth[1]),
+        },
+        tmp_path / "map.png",
+    )
+    left, right = figures[-1].axes
+    assert (left.get_title(), right.get_title()) == (SFT_ONLY, SFT_GRPO)
+    assert left.get_xlim() == right.get_xlim() == (-180, 180) and left.get_ylim() == right.get_ylim()
+    assert left.get_xlabel() == "longitude" and left.get_ylabel() == "latitude"
+    fmt_x, fmt_y = left.xaxis.get_major_formatter(), left.yaxis.get_major_formatter()
+    assert (fmt_x(-60.0), fmt_x(0.0), fmt_y(30.0), fmt_y(-30.0)) == ("60°W", "0°", "30°N", "30°S")
+    assert (tmp_path / "map.png").read_bytes().startswith(PNG_MAGIC)

@@ -224,7 +224,8 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,9 @@ RESULTS_JSON = "results.json"
 REWARD_PNG = "reward_curve.png"
 CDF_PNG = "error_cdf.png"
 MAP_PNG = "world_map.png"
+PHOTOS_DIR = "photos"  # a few held-out photos as PNGs (GPS in EXIF), for `georeason locate`
+PHOTOS_CSV = "truth.csv"
+N_PHOTOS = 6
 
 # Rows of the comparison table, in order.
 RANDOM_LAND = "random point on land"
@@ -248,11 +252,12 @@ SFT_ONLY = "SFT only"
 SFT_GRPO = "SFT + GRPO"
 ROWS = (RANDOM_LAND, COMMON_CITY, SFT_ONLY, SFT_GRPO)
 MODEL_ROWS = (SFT_ONLY, SFT_GRPO)
+# The world's oracles (docs/synthetic_world.md), each row named as the report's text names it.
 ORACLES = {
-    "namer": "oracle: names the best seen city (no tint)",
-    "centre": "oracle: centre of the seen cities (no tint)",
-    "snap": "oracle: seen city nearest the tint",
-    "reader": "oracle: reads the tint (ceiling)",
+    "namer": "oracle namer: best seen city, tint not read",
+    "centre": "oracle centre: middle of the seen cities, tint not read",
+    "snap": "oracle snap: seen city nearest the tint",
+    "reader": "oracle reader: the tint's position (ceiling)",
 }
 
 # (key in a row's metrics, column header, format)
@@ -269,6 +274,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("city_acc", "city", "pct"),
     ("format_ok", "format ok", "pct"),
 )
+# The held-out table leaves out `city`: a held-out city is never named in training, so
+# no model or oracle can name it (0 % by construction). The training-city table keeps it.
+HELD_OUT_COLUMNS = tuple(c for c in COLUMNS if c[0] != "city_acc")
 # The claim under test: GRPO beats SFT on either of these (True: higher is better).
 CLAIM_METRICS = (("acc@25km", True), ("median_km", False))
 
@@ -583,9 +591,16 @@ _LABELS = ("continent", "country_code", "country", "admin1", "city")
 
 
 def evaluate_model(
-    model_dir: Path, name: str, cfg: DemoConfig, *, split: str = "test", limit: int | None = None
+    model_dir: Path,
+    name: str,
+    cfg: DemoConfig,
+    *,
+    split: str = "test",
+    limit: int | None = None,
+    label: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Greedy answers of a model on a split of the world, one record per photo (the eval runner)."""
+    """Greedy answers of a model on a split of the world, one record per photo (the eval runner).
+    ``label`` names the progress bar (default: ``name`` and ``split``)."""
     from georeason.eval.runner import PREDICTIONS_FILE, EvalConfig, read_records, run_eval
     from georeason.infer import get_backend
 
@@ -611,6 +626,7 @@ def evaluate_model(
             overwrite=True,
             report=False,
             progress=cfg.progress,
+            progress_label=label or f"eval {name}, {split}",
             log=lambda _: None,
         )
     finally:
@@ -775,6 +791,74 @@ def tint_reading(records: Sequence[dict[str, Any]], data: Any, split: str = "tes
     }
 
 
+def write_photos(
+    data: Any, cfg: DemoConfig, records: dict[str, list[dict[str, Any]]], n: int = N_PHOTOS
+) -> list[dict[str, Any]]:
+    """Write ``n`` test photos (held-out cities, one per city, countries taken in turn) as
+    PNGs to ``out/photos``, each with its GPS in EXIF so that ``georeason locate`` prints
+    its error, plus ``truth.csv``; return per photo its file, truth and each model's answer
+    (from ``records``: model row -> evaluation records of the test split)."""
+    import csv
+
+    from georeason.data.images import gps_exif
+
+    test = data.datasets["test"]
+    keys = list(zip(test["country_code"], test["city"], strict=True))
+    picks: list[int] = []
+    for new_country in (True, False):  # first one city per country, then more cities
+        for i, (cc, city) in enumerate(keys):
+            if len(picks) == n:
+                break
+            taken = {keys[j] for j in picks}
+            if (cc, city) in taken or (new_country and cc in {c for c, _ in taken}):
+                continue
+            picks.append(i)
+    folder = cfg.out / PHOTOS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    by_id = {name: {str(r["id"]): r for r in recs} for name, recs in records.items()}
+    photos: list[dict[str, Any]] = []
+    rows = test.select(picks)
+    for k, row in enumerate(rows):
+        name = f"heldout-{k + 1}.png"
+        # The block as bytes: Pillow writes an Exif object into a PNG with offsets that lose its GPS IFD.
+        exif = gps_exif(row["lat"], row["lon"]).tobytes()
+        row["image"].convert("RGB").save(folder / name, "PNG", exif=exif)
+        answers = {}
+        for model, index in by_id.items():
+            r = index.get(str(row["id"]), {})
+            place = ", ".join(str(r[c]) for c in ("pred_city", "pred_country") if r.get(c))
+            km = r.get("distance_km")
+            answers[model] = {"place": place, "km": None if km is None else float(km)}
+        photos.append(
+            {
+                "file": f"{PHOTOS_DIR}/{name}",
+                "id": str(row["id"]),
+                "lat": float(row["lat"]),
+                "lon": float(row["lon"]),
+                "city": row["city"],
+                "admin1": row["admin1"],
+                "country": row["country"],
+                "answers": answers,
+            }
+        )
+    with (folder / PHOTOS_CSV).open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "id", "lat", "lon", "city", "admin1", "country"])
+        for ph in photos:
+            w.writerow(
+                [Path(ph["file"]).name, *(ph[c] for c in ("id", "lat", "lon", "city", "admin1", "country"))]
+            )
+    return photos
+
+
+def locate_command(folder: Path, cfg: DemoConfig) -> str:
+    """The ``georeason locate`` command that runs the demo's GRPO model on its photos."""
+    return (
+        f"georeason locate {folder / PHOTOS_DIR}/*.png --model {folder / 'grpo'} "
+        f"--max-new-tokens {cfg.max_new_tokens}"
+    )
+
+
 def _num(x: Any) -> float:
     return float("nan") if x is None else float(x)
 
@@ -804,8 +888,10 @@ class DemoResult:
     sft_loss: list[float]
     rl_cities: list[str]
     distances: dict[str, list[float]] = field(default_factory=dict)  # row -> error km per test photo
-    map_points: dict[str, list[float]] = field(default_factory=dict)  # SFT + GRPO: true/pred lat/lon
+    # model row -> {true_lat, true_lon, pred_lat, pred_lon} per test photo (the world map)
+    map_points: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     reading: dict[str, dict[str, float]] = field(default_factory=dict)  # model row -> tint_reading()
+    photos: list[dict[str, Any]] = field(default_factory=list)  # write_photos(): file, truth, answers
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -818,6 +904,37 @@ class DemoResult:
 def run_demo(cfg: DemoConfig, log: Log = print) -> DemoResult:
     """One seed: world, model, SFT, GRPO, evaluation; writes ``cfg.out``."""
     cfg.check()
+    with _quiet_libraries():
+        return _run_demo(cfg, log)
+
+
+@contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """The demo's terminal shows its own stages, the trainers' bars and one line per logged
+    step (:mod:`georeason.train.callbacks`); the libraries' own bars for saving a dataset,
+    loading or writing a few-kB model, and a transformers deprecation warning raised inside
+    TRL, are hidden while it runs (and restored after)."""
+    import warnings
+
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    ds_was_on = datasets.is_progress_bar_enabled()
+    hf_was_on = hf_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        if ds_was_on:
+            datasets.enable_progress_bars()
+        if hf_was_on:
+            hf_logging.enable_progress_bar()
+
+
+def _run_demo(cfg: DemoConfig, log: Log) -> DemoResult:
     cfg.out.mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -861,18 +978,24 @@ def run_demo(cfg: DemoConfig, log: Log = print) -> DemoResult:
 
     log(f"[5/5] evaluation: greedy answers on {cfg.n_test} photos of held-out cities")
     records = baseline_records(data, cfg)
-    records[SFT_ONLY] = evaluate_model(sft.model_dir, "sft", cfg)
-    records[SFT_GRPO] = evaluate_model(grpo.model_dir, "grpo", cfg)
+    models = {SFT_ONLY: ("sft", sft.model_dir), SFT_GRPO: ("grpo", grpo.model_dir)}
+    for name, (short, model) in models.items():
+        records[name] = evaluate_model(model, short, cfg, label=f"{name}, held-out cities")
     seen_rows: dict[str, dict[str, float]] = {}
     if cfg.eval_seen:
-        for name, model in ((SFT_ONLY, sft.model_dir), (SFT_GRPO, grpo.model_dir)):
+        for name, (short, model) in models.items():
             seen = evaluate_model(
-                model, "sft" if name == SFT_ONLY else "grpo", cfg, split="train", limit=cfg.eval_seen
+                model,
+                short,
+                cfg,
+                split="train",
+                limit=cfg.eval_seen,
+                label=f"{name}, training cities",
             )
             seen_rows[name] = score(seen)
+    photos = write_photos(data, cfg, {name: records[name] for name in MODEL_ROWS})
     done("eval")
 
-    g = records[SFT_GRPO]
     result = DemoResult(
         seed=cfg.seed,
         rows={name: score(records[name]) for name in ROWS},
@@ -886,11 +1009,15 @@ def run_demo(cfg: DemoConfig, log: Log = print) -> DemoResult:
         distances={name: [_num(r.get("distance_km")) for r in records[name]] for name in ROWS},
         reading={name: tint_reading(records[name], data) for name in MODEL_ROWS},
         map_points={
-            "true_lat": [float(r["true_lat"]) for r in g],
-            "true_lon": [float(r["true_lon"]) for r in g],
-            "pred_lat": [_num(r.get("pred_lat")) for r in g],
-            "pred_lon": [_num(r.get("pred_lon")) for r in g],
+            name: {
+                "true_lat": [float(r["true_lat"]) for r in records[name]],
+                "true_lon": [float(r["true_lon"]) for r in records[name]],
+                "pred_lat": [_num(r.get("pred_lat")) for r in records[name]],
+                "pred_lon": [_num(r.get("pred_lon")) for r in records[name]],
+            }
+            for name in MODEL_ROWS
         },
+        photos=photos,
     )
     write_report([result], cfg)
     return result
@@ -920,6 +1047,10 @@ def run_demo_seeds(cfg: DemoConfig, n_seeds: int = 1, log: Log = print) -> list[
     for line in claim_lines(results):
         log(line)
     log(f"\nwall time {time.perf_counter() - t0:.0f} s; report: {cfg.out / REPORT_MD}")
+    if results and results[0].photos:
+        log(
+            f"try the model on {len(results[0].photos)} held-out photos: {locate_command(_photo_folder(results, cfg), cfg)}"
+        )
     return results
 
 
@@ -932,14 +1063,16 @@ def mean_spread(values: Sequence[float]) -> tuple[float, float]:
 
 
 def compare(results: Sequence[DemoResult]) -> dict[str, dict[str, Any]]:
-    """GRPO vs SFT only, per claim metric: means, spreads (sample std across seeds),
-    per-seed gaps, and whether GRPO wins by more than the spread.
+    """GRPO vs SFT only, per claim metric: means, spreads (sample std across seeds; None
+    with one seed: there is no spread), per-seed gaps (positive: GRPO better), and whether
+    GRPO wins by more than the spread.
 
     The rule: GRPO is better in every seed, and the gap between the means exceeds
     std(SFT) + std(GRPO), i.e. the mean ± std intervals do not overlap. With one
     seed there is no spread to beat, and the verdict says so.
     """
     out: dict[str, dict[str, Any]] = {}
+    several = len(results) > 1
     for key, higher in CLAIM_METRICS:
         sft = [r.rows[SFT_ONLY][key] for r in results]
         grpo = [r.rows[SFT_GRPO][key] for r in results]
@@ -947,12 +1080,12 @@ def compare(results: Sequence[DemoResult]) -> dict[str, dict[str, Any]]:
         gaps = [(g - s) if higher else (s - g) for s, g in zip(sft, grpo, strict=True)]
         gap = (mg - ms) if higher else (ms - mg)
         every = all(x > 0 for x in gaps)
-        beats = len(results) > 1 and every and gap > ss + sg
+        beats = several and every and gap > ss + sg
         out[key] = {
             "sft_mean": ms,
-            "sft_std": ss,
+            "sft_std": ss if several else None,
             "grpo_mean": mg,
-            "grpo_std": sg,
+            "grpo_std": sg if several else None,
             "gap": gap,
             "per_seed_gap": gaps,
             "better_every_seed": every,
@@ -961,33 +1094,61 @@ def compare(results: Sequence[DemoResult]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _by(gap: float, unit: str) -> str:
+    """'23.7 km worse' / '3.5 points better' / 'equal' (gap > 0: GRPO better)."""
+    if not math.isfinite(gap):
+        return "not measurable"
+    if round(abs(gap), 1) == 0:
+        return "equal"
+    return f"{abs(gap):.1f}{unit} {'better' if gap > 0 else 'worse'}"
+
+
 def claim_lines(results: Sequence[DemoResult]) -> list[str]:
+    """The claim check in words: GRPO vs SFT only on each claim metric, per seed and
+    against the spread across seeds (one seed: no spread, and the line says so)."""
     lines = []
+    n = len(results)
     for key, c in compare(results).items():
-        unit = " km" if key == "median_km" else " %"
-        name = "median error" if key == "median_km" else "accuracy at 25 km"
-        if len(results) == 1:
-            verdict = "one seed: no spread to compare with (run --seeds 3)"
-        elif c["beats_spread"]:
-            verdict = "GRPO wins by more than the spread across seeds"
-        elif c["better_every_seed"]:
-            verdict = "GRPO better in every seed, but not by more than the spread"
-        else:
-            verdict = "GRPO does NOT beat SFT"
-        if not (math.isfinite(c["sft_mean"]) and math.isfinite(c["grpo_mean"])):
-            verdict = "not measurable (a model gave no coordinates at all)"
-        lines.append(
+        km = key == "median_km"
+        unit, gap_unit = (" km", " km") if km else (" %", " points")
+        name = "median error" if km else "accuracy at 25 km"
+        missing = [
+            m for m, v in ((SFT_ONLY, c["sft_mean"]), (SFT_GRPO, c["grpo_mean"])) if not math.isfinite(v)
+        ]
+        if missing:
+            lines.append(
+                f"{name}: not measurable: {' and '.join(missing)} gave no coordinates at all"
+                + (" (a --quick run's models are too small to answer)" if km else "")
+            )
+            continue
+        line = (
             f"{name}: SFT only {_pm(c['sft_mean'], c['sft_std'])}{unit}, "
-            f"SFT + GRPO {_pm(c['grpo_mean'], c['grpo_std'])}{unit} "
-            f"(gap {c['gap']:+.1f}{unit} in GRPO's favour; per seed "
-            + ", ".join(f"{x:+.1f}" for x in c["per_seed_gap"])
-            + f") -> {verdict}"
+            f"SFT + GRPO {_pm(c['grpo_mean'], c['grpo_std'])}{unit}"
+            + (f" (mean ± std over {n} seeds)" if n > 1 else "")
+            + ". "
         )
+        by = _by(c["gap"], gap_unit)
+        said = "GRPO was as good as SFT" if by == "equal" else f"GRPO was {by} than SFT"
+        if n == 1:
+            line += f"{said}; one seed, no spread to compare with (run --seeds 3)."
+        else:
+            verdict = (
+                "GRPO wins by more than the spread across seeds"
+                if c["beats_spread"]
+                else "GRPO better in every seed, but not by more than the spread"
+                if c["better_every_seed"]
+                else "GRPO does NOT beat SFT"
+            )
+            per_seed = ", ".join(_by(x, "") for x in c["per_seed_gap"])
+            line += f"{said} on average; per seed: {per_seed} -> {verdict}."
+        lines.append(line)
     return lines
 
 
-def _pm(mean: float, std: float) -> str:
-    return "—" if not math.isfinite(mean) else f"{mean:.1f} ± {std:.1f}"
+def _pm(mean: float, std: float | None) -> str:
+    if not math.isfinite(mean):
+        return "—"
+    return f"{mean:.1f}" if std is None or not math.isfinite(std) else f"{mean:.1f} ± {std:.1f}"
 
 
 def _fmt(value: float, kind: str) -> str:
@@ -1006,14 +1167,17 @@ def _cell(values: Sequence[float], kind: str) -> str:
 
 
 def table_rows(results: Sequence[DemoResult], *, oracles: bool = True) -> list[list[str]]:
-    """Header + one row per method (mean ± std over seeds) + the oracle ceilings."""
-    rows = [["method", *[c[1] for c in COLUMNS]]]
+    """Header + one row per method (mean ± std over seeds) + the oracle ceilings, on the
+    held-out cities (no `city` column: see :data:`HELD_OUT_COLUMNS`)."""
+    rows = [["method", *[c[1] for c in HELD_OUT_COLUMNS]]]
     for name in ROWS:
-        rows.append([name, *[_cell([r.rows[name][k] for r in results], kind) for k, _, kind in COLUMNS]])
+        rows.append(
+            [name, *[_cell([r.rows[name][k] for r in results], kind) for k, _, kind in HELD_OUT_COLUMNS]]
+        )
     if oracles:
         for key, label in ORACLES.items():
             cells = []
-            for k, _, kind in COLUMNS:
+            for k, _, kind in HELD_OUT_COLUMNS:
                 vals = [r.oracles.get(key, {}).get(k, float("nan")) for r in results]
                 cells.append(_cell(vals, kind) if any(math.isfinite(v) for v in vals) else "—")
             rows.append([label, *cells])
@@ -1027,16 +1191,35 @@ def render_table(results: Sequence[DemoResult], *, markdown: bool = True) -> str
         lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def _json_safe(x: Any) -> Any:
+    """NaN / inf -> None, recursively: ``results.json`` stays JSON that every parser reads."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, np.generic):
+        return _json_safe(x.item())
+    return x
+
+
+def _photo_folder(results: Sequence[DemoResult], cfg: DemoConfig) -> Path:
+    """Where the first seed's run (its photos and models) lies, as run_demo_seeds writes it."""
+    return cfg.out if len(results) == 1 else cfg.out / f"seed{results[0].seed}"
 
 
 def write_report(results: Sequence[DemoResult], cfg: DemoConfig) -> Path:
     """``report.md``, ``results.json`` and the PNGs of one or several seeds, in ``cfg.out``."""
-    from georeason.eval.plots import plot_error_cdf, plot_reward_curve, plot_world_map
+    from georeason.eval.plots import plot_error_cdf, plot_reward_curve, plot_world_maps
 
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
     seeds = [r.seed for r in results]
+    seed_words = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} pooled"
     plot_reward_curve(
         results[0].reward_steps,
         {f"seed {r.seed}": r.rewards for r in results if len(r.rewards) == len(results[0].reward_steps)},
@@ -1050,26 +1233,37 @@ def write_report(results: Sequence[DemoResult], cfg: DemoConfig) -> Path:
             for name in ROWS
         },
         out / CDF_PNG,
-        title=f"Held-out cities: error CDF (seeds {', '.join(map(str, seeds))} pooled)",
+        title=f"Held-out cities: error CDF ({seed_words})",
     )
-    p = results[0].map_points
-    plot_world_map(
-        p["true_lat"],
-        p["true_lon"],
-        p["pred_lat"],
-        p["pred_lon"],
-        out / MAP_PNG,
-        title=f"SFT + GRPO on held-out cities (seed {results[0].seed}): truth (dots) and answers (crosses)",
-    )
+    first = results[0]
+    panels = {}
+    for name in MODEL_ROWS:
+        p = first.map_points.get(name)
+        if p:
+            arrays = [np.asarray(p[k], dtype=float) for k in ("true_lat", "true_lon", "pred_lat", "pred_lon")]
+            panels[name] = (arrays[0], arrays[1], arrays[2], arrays[3])
+    if panels:
+        plot_world_maps(
+            panels,
+            out / MAP_PNG,
+            title=f"Held-out cities (seed {first.seed}): truth (dots) and answers (crosses)",
+        )
     payload = {
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "seeds": seeds,
         "claim": compare(results),
         "results": [r.to_dict() for r in results],
     }
-    (out / RESULTS_JSON).write_text(json.dumps(payload, indent=1, default=float) + "\n", encoding="utf-8")
+    text = json.dumps(_json_safe(payload), indent=1, allow_nan=False)
+    (out / RESULTS_JSON).write_text(text + "\n", encoding="utf-8")
     (out / REPORT_MD).write_text(render_markdown(results, cfg), encoding="utf-8")
     return out / REPORT_MD
+
+
+def _answer(a: dict[str, Any] | None) -> str:
+    if not a or a.get("km") is None:
+        return "no coordinates"
+    return f"{a['place'] or '(no place named)'}, {a['km']:,.0f} km off"
 
 
 def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
@@ -1084,9 +1278,12 @@ def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
         "Greedy decoding, Chain of Region answers parsed by the `geor` protocol. "
         "Accuracies in %; a failed answer counts as a miss; median km over the answers with coordinates.",
         "",
-        f"## Held-out cities{spread}",
+        f"## Held-out cities{spread or ' (one seed: no spread)'}",
         "",
         render_table(results),
+        "",
+        "No `city` column here: a held-out city's name never appears in training, so no model and "
+        "no oracle can name it (0 % by construction); the table of training-city photos below has it.",
         "",
         "The oracle rows read the clues perfectly but know only the training cities "
         "(docs/synthetic_world.md): *namer* names the best seen city, *centre* answers the point "
@@ -1135,10 +1332,36 @@ def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
                 + " |"
             )
         lines.append("")
+    if results[0].photos:
+        folder = _photo_folder(results, cfg)
+        lines += [
+            "## Try it on a few photos",
+            "",
+            f"`{folder / PHOTOS_DIR}` holds {len(results[0].photos)} of the test photos (held-out cities, "
+            f"seed {results[0].seed}) as PNGs, their GPS in the EXIF, so that `georeason locate` prints "
+            f"its error; `{PHOTOS_CSV}` there lists the truth. The GRPO model on them:",
+            "",
+            "```",
+            locate_command(folder, cfg),
+            "```",
+            "",
+            f"(`--model {folder / 'sft'}` for SFT only.) What the evaluation answered:",
+            "",
+            f"| photo | truth | {' | '.join(MODEL_ROWS)} |",
+            "|" + "---|" * (2 + len(MODEL_ROWS)),
+        ]
+        for ph in results[0].photos:
+            truth = ", ".join(str(ph[k]) for k in ("city", "admin1", "country") if ph.get(k))
+            answers = " | ".join(_answer(ph["answers"].get(m)) for m in MODEL_ROWS)
+            lines.append(f"| `{Path(ph['file']).name}` | {truth} | {answers} |")
+        lines.append("")
     lines += [
         "## Training",
         "",
         f"![reward curve]({REWARD_PNG})",
+        "",
+        "Every number the trainers logged is in `sft/train_log.jsonl` and `grpo/train_log.jsonl` "
+        "(one JSON line per logging step).",
         "",
         "| seed | SFT loss first → last | GRPO reward, first → last 20% of steps | "
         + " | ".join(f"{k} s" for k in results[0].seconds)
@@ -1147,11 +1370,10 @@ def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
     ]
     for r in results:
         k = max(1, len(r.rewards) // 5)
-        first = float(np.mean(r.rewards[:k])) if r.rewards else float("nan")
-        last = float(np.mean(r.rewards[-k:])) if r.rewards else float("nan")
+        reward = f"{np.mean(r.rewards[:k]):.3f} → {np.mean(r.rewards[-k:]):.3f}" if r.rewards else "—"
         loss = f"{r.sft_loss[0]:.2f} → {r.sft_loss[-1]:.2f}" if r.sft_loss else "—"
         lines.append(
-            f"| {r.seed} | {loss} | {first:.3f} → {last:.3f} | "
+            f"| {r.seed} | {loss} | {reward} | "
             + " | ".join(f"{v:.0f}" for v in r.seconds.values())
             + f" | {sum(r.seconds.values()):.0f} |"
         )
@@ -1161,7 +1383,7 @@ def render_markdown(results: Sequence[DemoResult], cfg: DemoConfig) -> str:
         "",
         f"![error CDF]({CDF_PNG})",
         "",
-        f"![world map]({MAP_PNG})",
+        f"![world map: SFT only and SFT + GRPO]({MAP_PNG})",
         "",
         "## Settings",
         "",
