@@ -17,205 +17,34 @@ Reads top to bottom, like a training script:
 5. **Evaluate** greedy answers on the held-out cities (:func:`georeason.eval.runner.run_eval`)
    against baselines (a random point on land, the training set's most common
    city, the SFT model alone) and the world's oracle ceilings; write
-   ``report.md``, ``results.json`` and three PNGs (reward curve, error CDF, world map).
+   ``report.md``, ``results.json``, three PNGs (reward curve, error CDF, world
+   map of both models) and a few held-out photos to try ``georeason locate`` on.
 
 ``run_demo_seeds`` repeats 1-5 for several seeds and reports mean ± spread, and
 whether GRPO beats SFT by more than that spread.
 
-**Choices, and why** (the budget: <= 10 minutes on 2 CPU cores, no download):
+**Choices, and why** (budget: <= 10 minutes on 2 CPU cores, no download; the
+runs behind each are in docs/experiments/2026-11-22-demo-defaults.md):
 
-- *Answer format.* Geo-R's Chain of Region (``geor`` protocol), unchanged: the
-  model writes its reasoning, country, state, city and coordinates, and the
-  reward parses them with the same code as a 7B run. The ``plain`` protocol
-  (coordinates only: a 56-token prompt and 17-token answers instead of 157 and
-  ~65) would make every step ~3x cheaper, but its answer is not Geo-R's.
-- *Model size.* 0.64M parameters, a 1,024-token vocabulary, 112-px images (16
-  visual tokens). The language head is most of a tiny model's compute: with
-  4,096 tokens an SFT step was ~2x slower and 300 steps left a held-out median
-  error of ~2,000 km. 56-px images (4 visual tokens) cost about the same but the
-  model misread banners (France named for 71 of 400 test photos, 33 of them
-  French; country 79.5% vs 86.5% at 112 px), and GRPO then sharpened exactly
-  those confusions (Spain named 28 -> 8 times, India 27 -> 4).
-- *The world.* 12 countries x 2 regions x 5 cities = 120 cities, 1 city per
-  region held out for the test. Two knobs of the generator move the world
-  towards the continuous clue (docs/synthetic_world.md, "Knobs for the demo"):
-  landmarks in 30% of photos (default 85%), so the road tint is what tells
-  the cities of a region apart in most photos; and photos 15 km around their
-  city (default 5), so gold coordinates vary with the tint within a city.
-- *RL data.* Geo-R trains GRPO on "hard" samples, away from what the warm start
-  already gets right: 1 training city per region is kept out of SFT and given
-  to GRPO only (``rl_cities_per_admin1``). GRPO thus practises the test
-  situation (a known region, a landmark never named) with the distance reward.
-  ``benchmarks/bench_demo_seeds.py --control`` trains the fair rival: SFT on
-  every training photo for the compute of SFT + GRPO.
-- *GRPO.* Geo-R's reward alone (``geor:1``), 8 answers per photo, 4 photos per
-  step, 100 steps, temperature 1, learning rate 1e-4, Dr. GRPO's unscaled
-  advantages (``scale_rewards="none"``: dividing by the group's std turns the
-  ~0.01 reward differences of near-identical answers into full-size updates),
-  and a KL term to the SFT model (``beta=0.04``, DeepSeekMath's): the reward
-  scores only the coordinates, nothing holds the clue words the answer rests
-  on but the KL term. What we measured from one 56-px SFT model (seed 0):
-  without KL, 3e-5 changed nothing, 1e-4 to 1e-3 raised the *sampled* reward
-  while the *greedy* one fell (0.64 -> 0.57 on training photos) and at 1e-3
-  the answers collapsed to noise within 10 steps; with KL (3e-4) the greedy
-  country accuracy still fell (79.5% -> 69%). From a 112-px SFT model with KL
-  at 1e-4, the held-out median error fell 185 -> 164 km (150 steps, every
-  photo) and 175 -> 153 km (100 steps, hard data); 112 px without KL was not
-  tried. The pipeline itself
-  learns (a length reward is maximised in ~12 steps at 1e-3), and TRL's loss
-  sees each completion with its own image (checked: an answer's
-  log-probability drops by ~35 nats when the images are rotated).
-- *KV cache in rollouts.* TRL saves the SFT checkpoint with ``use_cache=False``;
-  GRPO's ``generate`` then recomputes the whole prompt for every token (~25x
-  slower here), so ``generation_kwargs={"use_cache": True}`` is passed.
+- Geo-R's Chain of Region answer, unchanged: the reward parses what a 7B run writes.
+- 0.64M parameters, 1,024-token vocabulary: the language head is most of a tiny model's compute.
+- 112-px images (16 visual tokens): at 56 px the model misread banners and GRPO sharpened that.
+- 12 countries x 2 regions x 5 cities, 1 city a region held out: a known region, an unseen city.
+- Landmarks in 30 % of photos: the road tint must tell a region's cities apart, as for a held-out one.
+- Photos 15 km around their city: gold coordinates vary with the tint within a city.
+- SFT from scratch at lr 3e-3, cosine to zero: random weights, and the warm start ends settled.
+- 1 training city a region kept out of SFT for GRPO: Geo-R's hard RL data, the test situation.
+- Geo-R's reward alone (``geor:1``): the paper's product of distance and format rewards.
+- 8 answers x 4 photos x 100 steps, T=1: what fits the budget at ~2.4 s a step.
+- Dr. GRPO's unscaled advantages: the std would blow ~0.01 reward differences up to full updates.
+- KL to the SFT model (beta 0.04) at lr 1e-4: the reward scores only coordinates; KL holds the clue words.
+- KV cache in rollouts: TRL saves SFT with ``use_cache=False``, ~25x slower generation without it.
+- fp32 on CPU, no checkpoints: bf16 autocast is slower on CPUs and a run is minutes long.
+- GRPO "wins" only if better in every seed by more than the spread: ~24 choices decide a seed's median.
 
-**Why GRPO does not beat SFT here by more than the seed spread (2026-11-25).**
-``python benchmarks/bench_demo_seeds.py --seeds 3`` with the defaults: SFT only
-151 +- 2 km held-out median, SFT + GRPO 140 +- 20 km (per seed -29.5, -12.2,
-+10.5 km), acc@25 km 0.2 % for both. To find out why, GRPO variants were run
-from fixed SFT models (seed 0 as the demo trains it; seeds 1 and 2 trained in
-1-thread processes, which round differently from the demo's 2 threads: held-out
-median 150 / 162 / 125 km, acc@25 km 0.75 / 0 / 0.25 %); only GRPO changed;
-per seed:
-
-=======================================================  ==================  ==============
-GRPO variant (100 steps x 4 photos x 8 answers)           held-out median     acc@25 km %
-=======================================================  ==================  ==============
-default: RL cities, T=1, Dr. GRPO, lr 1e-4                 121 / 184 / 127     0.5 / 0 / 1.0
-RL cities, T=0.7, std-scaled (Geo-R's GRPO), lr 1e-4       144 / 167 / 162     0.25 / 0 / 1.25
-spread pool 75 km, T=0.7, std-scaled, lr 1e-4              150 / 136 / 145     4.25 / 0 / 0.25
-  the same, 200 steps                                      152 / 152 / —       0.25 / 0 / —
-  the same, 300 steps                                      150 / 161 / —       1.75 / 0 / —
-spread pool 75 km, T=0.7, std-scaled, lr 3e-4              193 / 202 / 164     1.25 / 0 / 0
-  the same, vision tower frozen                            241 / — / —         2.75 / — / —
-  the same, top 20 % entropy tokens only                   162 / — / —         0.75 / — / —
-spread pool 75 km, T=0.7, batch-std-scaled, lr 3e-4        214 / 149 / 166     0 / 0.25 / 3.0
-=======================================================  ==================  ==============
-
-What the runs show:
-
-1. *A seed's median is decided by ~24 choices.* The model answers one seen city
-   for nearly every photo of a held-out city (typically 15 of its 17), so the
-   median over 400 photos is, in effect, the median over the 24 held-out
-   cities' answers. GRPO changes the answer for 7-12 of them; in seed 0
-   (default) 10 moved closer and 2 farther, in seed 2 most moved farther.
-2. *Nothing is to be gained on held-out cities without reading the road tint.*
-   The world's oracles (3 seeds): the best seen city named without the tint
-   147 +- 8 km; the best *point* without the tint (``centre``: the geometric
-   median of the region's seen cities, which no training answer holds and a
-   distance reward favours) 144 +- 6 km; SFT alone 151 +- 2 km. Only an answer
-   that follows the tint does better: the seen city nearest it 87 +- 4 km, the
-   position it encodes 2 km.
-3. *The tint is seen but not used.* A linear probe on the image tokens the
-   decoder receives (``scripts/probe_tint.py``, seed 0) places the held-out
-   photos at a median 6.8 km (94.5 % within 25 km; 11.8 km from the random
-   weights). Yet on photos of SFT's own cities with the region right, no
-   landmark and a legible tint, SFT names the right city in 37 of 77 (48 %;
-   3 SFT cities a region, so chance is 33 %), the default GRPO model in 26 of
-   74 (35 %). The decoder does
-   not learn, in 500 SFT steps, to turn the tint into a city or into
-   coordinate digits, and ~100 GRPO steps do not teach it either.
-4. *GRPO learns its own photos, and that does not transfer.* On the RL cities'
-   photos (greedy, 160 photos, seed 0) the median error fell from 211 km (SFT)
-   to 166 km (default) and 115 km (T=0.7, std-scaled); two thirds of those
-   answers were *new* coordinates, more than 20 km from any city (SFT: one
-   third). On held-out cities the same model did not improve: it learnt the
-   24 RL cities' places, not the tint as a position. With 1 RL city per
-   region, GRPO mostly moves a region's answer towards its RL city: whether
-   that helps a held-out city is a matter of where it lies, hence the spread.
-5. *The spread pool* (``rl_pool="spread"``, :func:`georeason.data.synthetic.draw_spread_photos`:
-   GPS-only photos anywhere within 75 km of the training cities) shows GRPO
-   the land between cities, where held-out cities lie. It moves answers
-   towards the region's centre (median distance of the answers to it 73 -> 63
-   km in seed 0), which point 2 shows is worth nothing, and once reached 25 km
-   of held-out photos that no seen city is within 35 km of (4.25 % in seed 0).
-   Three times the steps (300) raise the training reward (0.73 -> 0.78) and
-   GeoScore (seed 0: 3,920 -> 3,934; acc@750 km 83.5 -> 86.8 %) but not the
-   median (150 -> 150 km; seed 1: 162 -> 161 km): a wrong country costs ~0.5
-   of Geo-R's reward, a wrong city of the right region ~0.05, so GRPO's
-   gains go to the coarse levels.
-6. *Sampling temperature.* At T=1 the SFT model's sampled answers score 0.62
-   (greedy 0.81; 5.8 distinct cities in 8 answers, 6 % scored ~0): the group's
-   reward spread is mostly broken samples, which greedy decoding never makes.
-   At T=0.7: 0.77, 4.2 distinct cities, 0.5 % ~0.
-7. *More learning rate breaks the answers* (3e-4: held-out country accuracy
-   80-88 % -> 76-86 %, medians up ~40 km in 5 of 6 runs). Freezing the vision
-   tower (``grpo_freeze_vision``, VLM-R1's ``--freeze_vision_modules``) does
-   not prevent it: the answers degenerate into names no city has ("Perpan",
-   "Melban"), repeated digits ("(43.4444, 4.4443)") and a State that
-   contradicts the sign the reasoning read; the reward scores only the
-   coordinates, and at this rate the KL term (0.04) does not hold the rest.
-
-8. *SFT is what learns the tint, given the steps.* Three times the SFT steps
-   (1,500, seed 0, ~15 minutes alone; SFT loss 0.30 -> 0.21) take SFT alone
-   from 150 to 98 km held-out median (acc@200 km 63 -> 80.5 %, country 88 ->
-   90 %, admin1 80 -> 84.5 %): near the seen city nearest the tint (84 km).
-   The default GRPO from that model makes it worse: 107 km, GeoScore 4,198 ->
-   4,043.
-
-In short: within the budget (<= 10 minutes on 2 cores: SFT ~290 s, GRPO ~2.4 s
-a step), GRPO moves the held-out median by -30 to +20 km at 1e-4 depending on
-seed and variant; the defaults' mean gain (10 km) is half GRPO's own spread
-across seeds (20 km). The gain the claim asks for needs the decoder to answer
-from the road tint. Imitation teaches that, slowly (point 8); ~100 steps of a
-reward that differs by ~0.05 between the cities of a region do not.
-
-**2026-12-05: the defaults again, group size, reward shape, a trust region.**
-``python benchmarks/bench_demo_seeds.py --seeds 3 --control`` on that day's
-machine (~2x faster than on 2026-11-25, and rounding differently: a seed
-reproduces itself to the digit on one machine, not across machines): SFT only
-136 +- 5 km held-out median, SFT + GRPO 164 +- 20 km, worse in every seed
-(+23.7, +46.9, +12.9 km; on 2026-11-25 -29.5, -12.2, +10.5 km: the sign of
-GRPO's effect follows the rounding). SFT alone for the compute of SFT + GRPO
-(on every training photo): 118 +- 4 km, GeoScore 4,028 vs 3,858. GRPO variants
-from seed 0's SFT model (141 km, acc@25 km 4.0 %; 100 steps, 32 answers a step):
-
-===============================================================  ==========  ===========  ===================
-GRPO variant (seed 0)                                             median km   acc@25 km %  reward, first ->
-                                                                                           last 20 % of steps
-===============================================================  ==========  ===========  ===================
-default: 8 answers x 4 photos, lr 1e-4, beta 0.04, T=1, Dr. GRPO  164         0.5          0.622 -> 0.603
-16 answers x 2 photos                                             159         1.5          0.626 -> 0.610
-4 answers x 8 photos                                              142         1.75         0.575 -> 0.638
-4 x 8, reward exp(-d/100 km) x format (a shaping probe)           151         3.25         0.155 -> 0.174
-4 x 8, lr 1e-3, beta 0.3 (a KL trust region)                      169         3.5          0.475 -> 0.572
-4 x 8, lr 5e-4, beta 0.2, T=0.7, std-scaled                       138         6.0          0.655 -> 0.705
-  the same, seeds 1 and 2 (their SFT: 136 / 130 km)               217 / 181   0 / 0.25     0.640 -> 0.689, ...
-===============================================================  ==========  ===========  ===================
-
-Two world / model variants, whole demo, seed 0: landmarks in 85 % of photos
-(SFT's cities are named by their landmark, so only GRPO's spread pool of 800
-GPS-only photos rewards the tint): SFT 160 km, GRPO 172 km (acc@25 km 0.2 ->
-2.5 %); the world's place names as whole tokens of the tokenizer: SFT 162 km,
-GRPO 183 km. What these runs add to the list above:
-
-9. *GRPO barely raises its own reward.* The mean training reward of the first
-   and last 20 % of steps moves by -0.019, +0.025, +0.061 (3 seeds, defaults):
-   the held-out changes are perturbations of the ~24 per-city choices (point
-   1), not learning. The settings that raise it more (4 answers x 8 photos;
-   lr >= 5e-4) gain in one seed and break the answers in others (lr 5e-4:
-   +59 % and +39 % median error in seeds 1 and 2, GeoScore 3,839 -> 3,468).
-10. *GRPO loosens the chain; it does not misread.* The report's "Does the answer
-    follow its reasoning?" (:func:`tint_reading`, 3 seeds, defaults): the
-    reasoning names the tint's true direction in 75.5 +- 3.5 % of held-out
-    photos after SFT and 76.1 +- 3.9 % after GRPO, but the answer lies where
-    the reasoning says in 79.3 +- 6.1 % after SFT and 67.6 +- 9.9 % after GRPO
-    (lr 5e-4, seeds 1 and 2: 79 -> 62 %, 86 -> 66 %). Geo-R's reward scores
-    the coordinates only.
-11. *The warm start has not learnt its own world, and more imitation is the
-    better use of the compute.* On 200 photos of training cities (a quarter
-    of them RL cities SFT never saw) the SFT model names the city in 36.5 +- 4.5 %
-    and is within 25 km in 23.5 +- 4.8 % (namer oracle: 75 %); whole-word place
-    names do not help (seed 0: 22 %). The compute-matched SFT control beats
-    both (118 vs 136 and 164 km). GRPO refines a policy; here it starts from one
-    that has not yet learnt the level it is asked to refine, and the 10-minute
-    2-core budget does not buy that level (point 8: 1,500 SFT steps do).
-12. *From a better warm start GRPO is still within the spread.* 1,500 SFT steps,
-    3 seeds (``--set sft_steps=1500``, ~535 s a seed here): SFT names the city
-    on training photos in 61 % (median 16 km there) and reaches 110 +- 11 km
-    held-out median; the default GRPO from it 112 +- 8 km (per seed +5.2, +2.1,
-    -1.8 km), acc@25 km 0 for both, training reward flat (0.773 -> 0.756,
-    0.758 -> 0.759, 0.756 -> 0.768). The claim fails at this warm start too.
+What the demo has measured — GRPO does not beat SFT here; SFT trained for the same
+compute does better than both — and the runs behind it are dated write-ups under
+docs/experiments/ (2026-11-25, 2026-12-05).
 """
 
 from __future__ import annotations
