@@ -249,3 +249,17 @@ def test_short_options_mean_the_same_everywhere() -> None:
         common = frozenset.intersection(*names)
         assert common, f"{short} means {sorted(sorted(n) for n in names)} in different commands"
     assert "--out" in frozenset.intersection(*longs["-o"])
+
+
+def test_help_text_survives_markdown() -> None:
+    """Help is rendered as markdown: words with * or _ (recipes/*/*.yaml, lat_col=) must not
+    turn into emphasis and lose their characters."""
+    for path, cmd in all_commands():
+        shown = " ".join(
+            CliRunner().invoke(app, [*path, "--help"], env={**ENV, "COLUMNS": "400"}).output.split()
+        )
+        texts = [cmd.help or "", *(getattr(p, "help", None) or "" for p in cmd.params)]
+        for text in texts:
+            for word in re.findall(r"\S*[*_]\S*", text):
+                word = word.strip("`.,;:()")
+                assert word in shown, f"`georeason {' '.join(path)} --help` shows {word!r} mangled"

@@ -92,9 +92,11 @@ def fetch_cmd(
 ) -> None:
     """Download a benchmark from pinned URLs: verify checksums, resume partial downloads, extract safely.
 
-    Example: `georeason data fetch im2gps3k --to data/im2gps3k`, then
-    `georeason data check --benchmark im2gps3k --data data/im2gps3k`; `georeason data fetch --list`
-    lists the sources.
+    Examples:
+
+    - `georeason data fetch --list` (the sources)
+    - `georeason data fetch im2gps3k --to data/im2gps3k`, then
+      `georeason data check --benchmark im2gps3k --data data/im2gps3k`
     """
     from georeason.data.fetch import FetchError, describe_sources, fetch, load_registry
 
@@ -230,8 +232,11 @@ def check_cmd(
 ) -> None:
     """Load a benchmark folder and report its size, labels, fixes and missing images.
 
-    Example: `georeason data check --benchmark im2gps3k --data data/im2gps3k` (after
-    `georeason data fetch im2gps3k --to data/im2gps3k`).
+    Examples:
+
+    - `georeason data check --benchmark im2gps3k --data data/im2gps3k`
+      (after `georeason data fetch im2gps3k --to data/im2gps3k`)
+    - `georeason data check --benchmark synthetic --data runs/demo/world --benchmark-option split=train`
     """
     import warnings
 

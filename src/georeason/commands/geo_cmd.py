@@ -45,8 +45,10 @@ def geocode(
     as it does for a city over 250 km away), and where the gazetteer has no city (Antarctica)
     city_lat, city_lon and the distance are null.
 
-    Examples: `georeason geocode --lat 48.8566 --lon 2.3522`;
-    `georeason geocode --city Biei --country Japan`.
+    Examples:
+
+    - `georeason geocode --lat 48.8566 --lon 2.3522`
+    - `georeason geocode --city Biei --country Japan`
     """
     from georeason import geo
 

@@ -92,9 +92,11 @@ def locate_cmd(
     and the others are still located); 2 for a bad argument, e.g. an image file that does not
     exist, checked before the model loads.
 
-    Examples: `georeason locate photo.jpg --model runs/demo/grpo` (a model folder, `--backend hf`);
-    `georeason locate photo.jpg --backend openai --base-url http://127.0.0.1:8000/v1` (a running
-    `georeason serve` or any OpenAI-compatible server).
+    Examples:
+
+    - a model folder, in process: `georeason locate photo.jpg --model runs/demo/grpo`
+    - a running `georeason serve` or any OpenAI-compatible server:
+      `georeason locate photo.jpg --backend openai --base-url http://127.0.0.1:8000/v1`
     """
     from georeason.infer.base import BACKENDS, get_backend
     from georeason.infer.locate import locate

@@ -63,9 +63,11 @@ def serve_cmd(
     `max_tokens`, `temperature`; it answers the reasoning, the place and the coordinates as JSON.
     `GET /` is an upload page and `/docs` the API reference.
 
-    Examples: `georeason serve --model runs/demo/grpo --port 8000`, then
-    `curl -F image=@photo.jpg http://127.0.0.1:8000/v1/locate`, or
-    `georeason locate photo.jpg --backend openai --base-url http://127.0.0.1:8000/v1`.
+    Examples:
+
+    - `georeason serve --model runs/demo/grpo --port 8000`, then
+    - `curl -F image=@photo.jpg http://127.0.0.1:8000/v1/locate`, or
+    - `georeason locate photo.jpg --backend openai --base-url http://127.0.0.1:8000/v1`
     """
     require("fastapi", "uvicorn", extra="serve")
     require_backend(backend)  # a missing extra is named before the model loads

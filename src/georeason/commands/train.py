@@ -30,7 +30,7 @@ _CONFIG_OPT = typer.Option(
     None,
     "--config",
     "-c",
-    help="YAML recipe, e.g. recipes/tiny/geor_sft.yaml or recipes/tiny/geor_grpo.yaml (all: recipes/*/*.yaml).",
+    help="YAML recipe, e.g. recipes/tiny/geor_sft.yaml or recipes/tiny/geor_grpo.yaml (all: `recipes/*/*.yaml`).",
 )
 _SET_OPT = typer.Option(
     None, "--set", "-s", help="Override a recipe key: --set learning_rate=1e-6 (repeatable; values are YAML)."
@@ -121,9 +121,11 @@ def sft(
 ) -> None:
     """Supervised fine-tuning on the protocol's gold answers (Geo-R's warm start).
 
-    Example, on a CPU: `georeason synth --out runs/tiny/world`, then
-    `georeason train tiny-model --out runs/tiny/model --world runs/tiny/world`, then
-    `georeason train sft --config recipes/tiny/geor_sft.yaml` (`--dry-run` prints the resolved config).
+    Example, on a CPU, offline (`--dry-run` prints the resolved config instead of training):
+
+    - `georeason synth --out runs/tiny/world`
+    - `georeason train tiny-model --out runs/tiny/model --world runs/tiny/world`
+    - `georeason train sft --config recipes/tiny/geor_sft.yaml`
     """
     _run("sft", config, set_, dry_run, help_config, show_all)
 
@@ -138,8 +140,9 @@ def grpo(
 ) -> None:
     """GRPO with the recipe's reward functions and weights (Geo-R, GLOBE, ours).
 
-    Example: `georeason train grpo --config recipes/tiny/geor_grpo.yaml --set learning_rate=1e-5 --dry-run`
-    (drop `--dry-run` to train; `--help-config` lists the keys a recipe may set).
+    Example (drop `--dry-run` to train; `--help-config` lists the keys a recipe may set):
+
+    - `georeason train grpo --config recipes/tiny/geor_grpo.yaml --set learning_rate=1e-5 --dry-run`
     """
     _run("grpo", config, set_, dry_run, help_config, show_all)
 
