@@ -54,7 +54,14 @@ def make_table(n: int, seed: int = 0):  # type: ignore[no-untyped-def]
 
 def copy_table(src: Path, out: Path, chunk_size: int) -> int:
     """The anchor: the same streaming reader and writer as label_table, no labelling."""
-    from georeason.data.label import _csv_batches, _parquet_batches, _slices, _Writer, table_format
+    from georeason.data.label import (
+        _csv_batches,
+        _parquet_batches,
+        _slices,
+        _utf8_rows,
+        _Writer,
+        table_format,
+    )
 
     fmt_in, fmt_out = table_format(src), table_format(out)
     reader = _csv_batches if fmt_in == "csv" else _parquet_batches
@@ -62,6 +69,8 @@ def copy_table(src: Path, out: Path, chunk_size: int) -> int:
     w = _Writer(out, fmt_out, schema)
     n = 0
     for b in _slices(batches, chunk_size):
+        if fmt_in == "csv":
+            b, _ = _utf8_rows(b, None)  # the CSV is read as bytes; text after the UTF-8 check
         w.write(b)
         n += b.num_rows
     w.close(True)

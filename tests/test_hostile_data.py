@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,3 +229,173 @@ def test_load_rewards_duplicate_advice_can_be_followed() -> None:
         {"georeason.rewards.ours:make_geoscore": {"name": "geoscore_globe", "protocol": "globe"}},
     )
     assert [f.__name__ for f in funcs] == ["geoscore", "geoscore_globe"] and weights == [1.0, 0.5]
+
+
+# ---------------------------------------------------------------------------
+# 7. data label: a bad byte costs its row, not the file; quoted newlines read right
+# ---------------------------------------------------------------------------
+
+
+def _errors(out: Path) -> list[dict[str, str]]:
+    import csv
+
+    from georeason.data.label import errors_path_for
+
+    with errors_path_for(out).open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_label_rows_with_bad_bytes_go_to_the_errors_file(tmp_path: Path, suffix: str) -> None:
+    import gzip
+
+    import pyarrow.csv as pcsv
+
+    from georeason.data.label import label_table
+
+    data = (
+        b"IMG_ID,LAT,LON,title\n"
+        b"a,48.8566,2.3522,ok\n"
+        b"b,35.6895,139.6917,caf\xe9\n"  # Latin-1 in a free-text column
+        b"c\xff,51.5074,-0.1278,x\n"  # and in the id
+        b"d,-33.8688,151.2093,\xc3\xa9t\xc3\xa9\n"  # valid UTF-8
+    )
+    src = tmp_path / f"in{suffix}"
+    src.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    out = tmp_path / "out.csv"
+    s = label_table(src, out, progress=False)
+    t = pcsv.read_csv(out)
+    assert t.column("IMG_ID").to_pylist() == ["a", "d"]
+    assert t.column("title").to_pylist() == ["ok", "été"]
+    assert t.column("country_code").to_pylist() == ["FR", "AU"]
+    assert s.n_rows == 2 and s.n_malformed == 2 and s.n_bad == 0
+    assert s.bad_by_reason == {"invalid UTF-8 (not in the output)": 2}
+    errs = _errors(out)
+    assert [(e["row"], e["id"]) for e in errs] == [("", "b"), ("", "c\\xff")]
+    assert errs[0]["reason"].startswith("invalid UTF-8 in column 'title' (byte 0xe9 at 3")
+    assert errs[1]["reason"].startswith("invalid UTF-8 in column 'IMG_ID' (byte 0xff at 1")
+
+
+def _rows_around_a_block_boundary(value: bytes, offset: int) -> tuple[bytes, int]:
+    """A CSV whose quoted ``value`` starts ``offset`` bytes before the reader's first
+    block boundary (1 MiB), so the boundary falls inside the quotes."""
+    block = 1 << 20
+    out = [b"IMG_ID,LAT,LON,title\n"]
+    size, i = len(out[0]), 0
+    while True:
+        row = b"%d,48.8566,2.3522,plain\n" % i
+        if size + len(row) > block - offset - 40:
+            break
+        out.append(row)
+        size, i = size + len(row), i + 1
+    prefix, quoted = b"%d,48.8566,2.3522," % i, b'%d,48.8566,2.3522,"' % (i + 1)
+    pad = block - offset - size - len(prefix) - 1 - len(quoted)
+    out.append(prefix + b"p" * pad + b"\n")
+    out.append(quoted + value + b'"\n')
+    out.extend(b"%d,35.6895,139.6917,tail\n" % (i + 2 + k) for k in range(3000))
+    return b"".join(out), i + 2 + 3000
+
+
+@pytest.mark.parametrize("offset", [8, 12, 20])
+def test_label_quoted_newlines_across_a_chunk_boundary(tmp_path: Path, offset: int) -> None:
+    import pyarrow.csv as pcsv
+
+    from georeason.data.label import label_table
+
+    value = b"line one\nx,y,z\n\nline four, the end"
+    data, n = _rows_around_a_block_boundary(value, offset)
+    assert data.index(value) < (1 << 20) < data.index(value) + len(value)
+    src = tmp_path / "in.csv"
+    src.write_bytes(data)
+    out = tmp_path / "out.csv"
+    s = label_table(src, out, chunk_size=1000, progress=False)
+    assert s.n_rows == n and s.n_malformed == 0 and s.errors_path is None
+    t = pcsv.read_csv(out, parse_options=pcsv.ParseOptions(newlines_in_values=True))
+    titles = t.column("title").to_pylist()
+    assert value.decode() in titles  # whole, not cut at the boundary
+    assert titles.count("tail") == 3000
+
+
+# ---------------------------------------------------------------------------
+# 8. data label: malformed lines are counted and fail the exit status; broken files are errors
+# ---------------------------------------------------------------------------
+
+
+def _label_cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from georeason.cli import app
+    from georeason.commands import data_scale  # noqa: F401  (registers `data label`)
+
+    return CliRunner().invoke(app, ["data", "label", *args])
+
+
+def test_label_cli_reports_malformed_lines_and_exits_non_zero(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text("IMG_ID,LAT,LON\na,48.8566,2.3522\nb,1,2,3\n")
+    out = tmp_path / "out.csv"
+    res = _label_cli(str(src), "--out", str(out))
+    assert res.exit_code == 3, res.output
+    assert "no bad rows" not in res.output
+    assert "1 rows labelled" in res.output and "1 input lines left out" in res.output
+    assert "1 lines left out of the output" in res.output and "malformed CSV line" in res.output
+    assert out.exists()
+    clean = tmp_path / "clean.csv"
+    clean.write_text("IMG_ID,LAT,LON\na,48.8566,2.3522\n")
+    res = _label_cli(str(clean), "--out", str(tmp_path / "clean_out.csv"))
+    assert res.exit_code == 0 and "no bad rows" in res.output
+
+
+def _broken_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.table({"IMG_ID": ["a"] * 20000, "LAT": [1.0] * 20000, "LON": [2.0] * 20000}), good)
+    pbytes = good.read_bytes()
+    gz = gzip.compress(b"IMG_ID,LAT,LON\n" + b"".join(b"%d,1.0,2.0\n" % i for i in range(100_000)))
+    files = {
+        "empty.csv": (b"", "the CSV file is empty"),
+        "header_not_utf8.csv": (b"IMG_ID,LAT,LON,t\xffitle\n1,2,3,4\n", "header line is not valid UTF-8"),
+        "empty.parquet": (b"", "the Parquet file is empty"),
+        "truncated.parquet": (pbytes[: len(pbytes) // 2], "not a readable Parquet file"),
+        "corrupt.parquet": (
+            pbytes[:4] + b"\x00" * (len(pbytes) - 8) + pbytes[-4:],
+            "not a readable Parquet file",
+        ),
+        "truncated.csv.gz": (gz[: len(gz) // 2], "gzip stream is truncated or corrupt"),
+        "not_gzip.csv.gz": (b"IMG_ID,LAT,LON\n1,2,3\n", "gzip stream is truncated or corrupt"),
+    }
+    out = {}
+    for name, (data, message) in files.items():
+        (tmp_path / name).write_bytes(data)
+        out[name] = (tmp_path / name, message)
+    return out
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "empty.csv",
+        "header_not_utf8.csv",
+        "empty.parquet",
+        "truncated.parquet",
+        "corrupt.parquet",
+        "truncated.csv.gz",
+        "not_gzip.csv.gz",
+    ],
+)
+def test_label_broken_files_are_one_clear_error(tmp_path: Path, name: str) -> None:
+    from georeason.data.label import LabelError, errors_path_for, label_table
+
+    src, message = _broken_inputs(tmp_path)[name]
+    out = tmp_path / "out.parquet"
+    with pytest.raises(LabelError, match=message):
+        label_table(src, out, progress=False)
+    assert not out.exists() and not errors_path_for(out).exists()
+    assert not list(tmp_path.glob("out.parquet*"))  # no temporary file left behind
+    res = _label_cli(str(src), "--out", str(out))
+    assert res.exit_code != 0
+    assert "Traceback" not in res.output and "error:" in res.output and message in res.output

@@ -42,7 +42,9 @@ def label_cmd(
     """Add continent, country_code, country, admin1, city and on_land to every row, streaming in chunks.
 
     Rows with missing, non-numeric or out-of-range coordinates are kept with empty labels and
-    listed with their reason in OUT.errors.csv.
+    listed with their reason in OUT.errors.csv. CSV lines that cannot be a row (wrong number
+    of fields, bytes that are not UTF-8) are left out, listed there too, and the command then
+    exits with status 3 once the output is written.
     """
     from georeason.data.label import LabelError, label_table
 
@@ -65,19 +67,22 @@ def label_cmd(
         d = dict(s.__dict__)
         d["rows_per_second"] = s.rows_per_second
         typer.echo(to_json(d, indent=2))
-        return
-    typer.echo(
-        f"{s.n_rows:,} rows labelled in {s.seconds:.1f} s ({s.rows_per_second:,.0f} rows/s) -> {s.output}; "
-        f"{s.n_countries} countries, {s.n_on_land:,} on land"
-    )
-    if s.n_bad:
-        typer.secho(
-            f"{s.n_bad:,} bad rows kept with empty labels, listed in {s.errors_path}:", fg="yellow", err=True
-        )
-        for reason, count in s.bad_by_reason.items():
-            typer.secho(f"    {count:>10,}  {reason}", fg="yellow", err=True)
     else:
-        typer.echo("no bad rows")
+        left_out = f"; {s.n_malformed:,} input lines left out" if s.n_malformed else ""
+        typer.echo(
+            f"{s.n_rows:,} rows labelled in {s.seconds:.1f} s ({s.rows_per_second:,.0f} rows/s) -> {s.output}; "
+            f"{s.n_countries} countries, {s.n_on_land:,} on land{left_out}"
+        )
+        if s.n_bad or s.n_malformed:
+            what = [f"{s.n_bad:,} bad rows kept with empty labels"] if s.n_bad else []
+            what += [f"{s.n_malformed:,} lines left out of the output"] if s.n_malformed else []
+            typer.secho(f"{' and '.join(what)}, listed in {s.errors_path}:", fg="yellow", err=True)
+            for reason, count in s.bad_by_reason.items():
+                typer.secho(f"    {count:>10,}  {reason}", fg="yellow", err=True)
+        else:
+            typer.echo("no bad rows")
+    if s.n_malformed:
+        raise typer.Exit(3)  # the output lacks input lines: a pipeline must not take it for complete
 
 
 @data_app.command("select")

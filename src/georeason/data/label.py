@@ -26,7 +26,11 @@ with empty labels (``on_land`` null) and listed in ``OUT.errors.csv`` (``row``:
 0-based position in the output table, ``id``, ``reason``); the counts per reason
 are returned and printed by ``georeason data label``. A CSV line with the wrong
 number of fields cannot be a row of the table: it is left out of the output and
-listed in the errors file with its text (``row`` and ``id`` empty).
+listed in the errors file with its text (``row`` and ``id`` empty); so is a CSV
+row holding bytes that are not UTF-8 (``id`` given when readable), and the rest
+of the file is labelled. Values may hold quoted newlines (read as CSV defines
+them, across chunk boundaries too). An empty, truncated or corrupt input file
+(CSV, ``.csv.gz`` or Parquet) raises :class:`LabelError` saying so.
 
 Formats, by extension: ``.csv`` (optionally ``.csv.gz`` in) and ``.parquet``.
 CSV columns are carried as **text** (exactly as written: IDs with leading
@@ -214,26 +218,114 @@ def label_arrays(lat_col: Any, lon_col: Any, lat_name: str = "LAT", lon_name: st
 
 
 class _CountingFile:
-    """A binary file whose ``tell`` the progress bar reads (bytes consumed so far)."""
+    """A binary file whose ``tell`` the progress bar reads (bytes consumed so far).
+
+    A native Arrow file, not a Python one: the reader's threads then never call back
+    into Python to read, and an error half-way (a truncated ``.gz``) unwinds cleanly.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.f = path.open("rb")
+        import pyarrow as pa
+
+        self.f = pa.OSFile(str(path), "rb")
         self.size = path.stat().st_size
 
     def position(self) -> int:
         try:
-            return self.f.tell()
+            return int(self.f.tell())
         except (OSError, ValueError):
             return 0
+
+
+# pyarrow's exceptions for unreadable input: ArrowInvalid (bad CSV / Parquet), OSError
+# (zlib, thrift, truncation; pyarrow's ArrowIOError is an OSError), EOFError, and
+# UnicodeDecodeError (column names that are not UTF-8).
+def _read_errors() -> tuple[type[BaseException], ...]:
+    import pyarrow as pa
+
+    return (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError, UnicodeDecodeError)
+
+
+def _unreadable(path: Path, fmt: str, exc: BaseException, rows: int | None = None) -> LabelError:
+    """One sentence for an input that cannot be read, from pyarrow's error."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = f" after {rows:,} rows" if rows else ""
+    if fmt == "csv":
+        if "Empty CSV file" in detail:
+            return LabelError(f"{path}: the CSV file is empty (not even a header line)")
+        if path.name.lower().endswith(".gz"):
+            return LabelError(
+                f"{path}: the gzip stream is truncated or corrupt{where} ({detail}); download or compress it again"
+            )
+        if isinstance(exc, UnicodeDecodeError):
+            return LabelError(f"{path}: the header line is not valid UTF-8 ({detail})")
+        if "columns, got" in detail:
+            # The reader skips lines with the wrong number of fields through a handler that
+            # pyarrow cannot call when the line is not UTF-8 either: the read stops there.
+            return LabelError(
+                f"{path}: a line has the wrong number of fields and bytes that are not UTF-8, which the "
+                f"reader cannot skip{where} ({detail}); fix or delete that line"
+            )
+        return LabelError(f"{path}: cannot read the CSV{where} ({detail})")
+    if Path(path).stat().st_size == 0:
+        return LabelError(f"{path}: the Parquet file is empty (0 bytes)")
+    return LabelError(f"{path}: not a readable Parquet file, truncated or corrupt{where} ({detail})")
+
+
+def _utf8_rows(batch: Any, id_name: str | None) -> tuple[Any, list[tuple[str, str]]]:
+    """The batch with every column as text, less the rows holding bytes that are not UTF-8,
+    and ``(id, reason)`` of each row left out.
+
+    The CSV is read as bytes (a cast to text then checks UTF-8 at memory speed); only a
+    batch that fails is searched row by row.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = []
+    reasons: dict[int, str] = {}
+    for name, col in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            columns.append(col.cast(pa.string()))
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for i, raw in enumerate(col.to_pylist()):
+            if raw is None or i in reasons:
+                continue
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                text = raw if len(raw) <= 80 else raw[:80] + b"..."
+                reasons[i] = (
+                    f"invalid UTF-8 in column {name!r} (byte 0x{raw[e.start]:02x} at {e.start}; "
+                    f"not in the output): {text!r}"
+                )
+        columns.append(col)
+    if not reasons:
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names), []
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[list(reasons)] = False
+    kept = pc.filter(batch, pa.array(keep))
+    out = pa.RecordBatch.from_arrays([c.cast(pa.string()) for c in kept.columns], names=batch.schema.names)
+    ids = batch.column(id_name).to_pylist() if id_name else None
+    bad = []
+    for i in sorted(reasons):
+        raw_id = ids[i] if ids is not None else None
+        bad.append(("" if raw_id is None else raw_id.decode("utf-8", "backslashreplace"), reasons[i]))
+    return out, bad
 
 
 def _csv_batches(
     path: Path, chunk_size: int, malformed: list[str] | None = None
 ) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
-    """(schema, record batches, bytes-read probe, total bytes) of a CSV read as text columns.
+    """(schema, record batches, bytes-read probe, total bytes) of a CSV, every column as text.
 
-    Lines with the wrong number of fields cannot be a row of the table: they are
-    skipped by the reader and described in ``malformed`` (never silently).
+    The batches hold **bytes** (``binary``) columns; :func:`_utf8_rows` makes them text
+    and takes out the rows that are not UTF-8. Lines with the wrong number of fields
+    cannot be a row of the table: they are skipped by the reader and described in
+    ``malformed`` (never silently). Quoted newlines are read as CSV defines them.
+    Unreadable input raises :class:`LabelError`.
     """
     import threading
 
@@ -252,48 +344,81 @@ def _csv_batches(
                 )
         return "skip"
 
-    src = _CountingFile(path)
-    stream: Any = pa.PythonFile(src.f, mode="r")
-    if path.name.lower().endswith(".gz"):
-        stream = pa.CompressedInputStream(stream, "gzip")
-    # Header first, to type every column as text (see the module docstring).
-    header_reader = pcsv.open_csv(
-        str(path),
-        read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=lambda row: "skip"),  # counted by the real pass
-    )
-    names = header_reader.schema.names
-    header_reader.close()
+    errors = _read_errors()
+    # Header first, to type every column as bytes (see the module docstring).
+    try:
+        header_reader = pcsv.open_csv(
+            str(path),
+            read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False),
+            parse_options=pcsv.ParseOptions(
+                newlines_in_values=True, invalid_row_handler=lambda row: "skip"
+            ),  # lines counted by the real pass
+        )
+        names = header_reader.schema.names
+        header_reader.close()
+    except errors as e:
+        raise _unreadable(path, "csv", e) from e
     block = int(min(256 << 20, max(1 << 20, chunk_size * 64)))
-    reader = pcsv.open_csv(
-        stream,
-        read_options=pcsv.ReadOptions(block_size=block, use_threads=True),
-        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pcsv.ConvertOptions(
-            column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
-        ),
-    )
+    src = _CountingFile(path)
+    try:
+        stream: Any = src.f
+        if path.name.lower().endswith(".gz"):
+            stream = pa.CompressedInputStream(stream, "gzip")
+        reader = pcsv.open_csv(
+            stream,
+            read_options=pcsv.ReadOptions(block_size=block, use_threads=True),
+            # newlines_in_values: without it the chunker cuts blocks at a newline inside
+            # quotes, and the value is cut short or the rows after it lost.
+            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.binary()), strings_can_be_null=False
+            ),
+        )
+    except errors as e:
+        src.f.close()
+        raise _unreadable(path, "csv", e) from e
 
     def batches() -> Iterator[Any]:
+        rows = 0
         try:
-            yield from reader
+            while True:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    return
+                except errors as e:
+                    raise _unreadable(path, "csv", e, rows) from e
+                rows += batch.num_rows
+                yield batch
         finally:
             reader.close()
             src.f.close()
 
-    return reader.schema, batches(), src.position, src.size
+    schema = pa.schema([pa.field(n, pa.string()) for n in names])
+    return schema, batches(), src.position, src.size
 
 
 def _parquet_batches(path: Path, chunk_size: int) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(str(path))
+    errors = _read_errors()
+    try:
+        pf = pq.ParquetFile(str(path))
+    except errors as e:
+        raise _unreadable(path, "parquet", e) from e
     done = [0]
     total = pf.metadata.num_rows
 
     def batches() -> Iterator[Any]:
         try:
-            for b in pf.iter_batches(batch_size=chunk_size, use_threads=True):
+            it = pf.iter_batches(batch_size=chunk_size, use_threads=True)
+            while True:
+                try:
+                    b = next(it)
+                except StopIteration:
+                    return
+                except errors as e:
+                    raise _unreadable(path, "parquet", e, done[0]) from e
                 done[0] += b.num_rows
                 yield b
         finally:
@@ -403,7 +528,9 @@ class LabelSummary:
     seconds: float
     columns: dict[str, str | None]
     n_on_land: int = 0
-    n_malformed: int = 0  # CSV lines with the wrong number of fields: reported, not in the output
+    # CSV lines left out of the output, reported in the errors file: the wrong number of
+    # fields, or bytes that are not UTF-8
+    n_malformed: int = 0
     n_countries: int = 0
     countries: dict[str, int] = field(default_factory=dict)
 
@@ -537,6 +664,12 @@ def label_table(
 
             for batch in _slices(batches, chunk_size):
                 n_malformed += flush_malformed()
+                if in_fmt == "csv":
+                    batch, not_utf8 = _utf8_rows(batch, id_name)
+                    for row_id, why in not_utf8:
+                        ew.writerow(["", row_id, why])
+                        reasons["invalid UTF-8 (not in the output)"] += 1
+                    n_malformed += len(not_utf8)
                 lab = label_arrays(batch.column(lat_name), batch.column(lon_name), lat_name, lon_name)
                 arrays = []
                 for n in keep:
