@@ -929,7 +929,7 @@ def _by(gap: float, unit: str) -> str:
         return "not measurable"
     if round(abs(gap), 1) == 0:
         return "equal"
-    return f"{abs(gap):.1f}{unit} {'better' if gap > 0 else 'worse'}"
+    return f"{abs(gap):,.1f}{unit} {'better' if gap > 0 else 'worse'}"
 
 
 def claim_lines(results: Sequence[DemoResult]) -> list[str]:
@@ -977,7 +977,7 @@ def claim_lines(results: Sequence[DemoResult]) -> list[str]:
 def _pm(mean: float, std: float | None) -> str:
     if not math.isfinite(mean):
         return "—"
-    return f"{mean:.1f}" if std is None or not math.isfinite(std) else f"{mean:.1f} ± {std:.1f}"
+    return f"{mean:,.1f}" if std is None or not math.isfinite(std) else f"{mean:,.1f} ± {std:,.1f}"
 
 
 def _fmt(value: float, kind: str) -> str:
