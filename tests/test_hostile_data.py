@@ -3,6 +3,8 @@ and broken tables, failing judges, escaping archives. Each test reproduces what 
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -399,3 +401,196 @@ def test_label_broken_files_are_one_clear_error(tmp_path: Path, name: str) -> No
     res = _label_cli(str(src), "--out", str(out))
     assert res.exit_code != 0
     assert "Traceback" not in res.output and "error:" in res.output and message in res.output
+
+
+# ---------------------------------------------------------------------------
+# 9. data distill: a failing judge or teacher says why (HTTP server on loopback)
+# ---------------------------------------------------------------------------
+
+
+class _Replies:
+    """What the loopback server answers, by model name (= the failure to play)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.calls: dict[tuple[str, str], int] = {}
+
+    def count(self, model: str, kind: str) -> int:
+        with self.lock:
+            self.calls[(model, kind)] = self.calls.get((model, kind), 0) + 1
+            return self.calls[(model, kind)]
+
+
+def _good_completion() -> str:
+    return "<think>Signs in French.</think><answer>country: France\ncity: Paris</answer>"
+
+
+def _serve_replies(replies: _Replies) -> Any:
+    import json
+    import math
+    from http.server import BaseHTTPRequestHandler
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _raw(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out
+                self.wfile.write(body)
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            model = body["model"]
+            judge = bool(body.get("logprobs"))
+            kind = "judge" if judge else "generate"
+            n = replies.count(model, kind)
+            mode = model.split("-")[0] if model.endswith(f"-{kind}") else "ok"
+            if mode == "http500":
+                return self._raw(500, b'{"error": {"message": "model crashed"}}')
+            if mode == "badjson":
+                return self._raw(200, b'{"choices": [{"message": ')
+            if mode == "badjsononce" and n == 1:
+                return self._raw(200, b"<html>proxy error</html>")
+            if mode == "empty":
+                return self._raw(200, json.dumps({"id": "x", "choices": []}).encode())
+            if mode == "null":
+                message = {"role": "assistant", "content": None}
+                return self._raw(
+                    200, json.dumps({"choices": [{"message": message, "finish_reason": "stop"}]}).encode()
+                )
+            if mode == "slow":
+                import time
+
+                time.sleep(1.5)
+            if judge:
+                top = [{"token": "yes", "logprob": math.log(0.8)}, {"token": "no", "logprob": math.log(0.2)}]
+                choice = {
+                    "message": {"role": "assistant", "content": "yes"},
+                    "logprobs": {
+                        "content": [{"token": "yes", "logprob": top[0]["logprob"], "top_logprobs": top}]
+                    },
+                }
+            else:
+                choice = {
+                    "message": {"role": "assistant", "content": _good_completion()},
+                    "finish_reason": "stop",
+                }
+            return self._raw(200, json.dumps({"id": "x", "choices": [choice]}).encode())
+
+    return Handler
+
+
+@pytest.fixture()
+def failing_server() -> Any:
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    replies = _Replies()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _serve_replies(replies))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", replies
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _backend(url: str, model: str, **kw: Any) -> Any:
+    from georeason.infer.openai_backend import OpenAIBackend
+
+    return OpenAIBackend(model, base_url=url, max_retries=2, backoff=0.01, timeout=kw.pop("timeout", 5), **kw)
+
+
+def _request() -> Any:
+    from PIL import Image
+
+    from georeason.infer.base import Request
+
+    return Request(
+        id="0",
+        image=Image.new("RGB", (8, 8), "white"),
+        messages=[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "where?"}]}],
+    )
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("http500", "HTTP 500 .*model crashed.*gave up after 3 attempts"),
+        ("badjson", "invalid JSON.*gave up after 3 attempts"),
+        ("empty", "no choices"),
+        ("null", r"no content \(message.content is null"),
+        ("slow", "timeout after 0.5 s.*gave up after 3 attempts"),
+    ],
+)
+def test_openai_backend_failures_say_why(failing_server: Any, mode: str, reason: str) -> None:
+    url, _ = failing_server
+    backend = _backend(url, f"{mode}-generate", timeout=0.5)
+    try:
+        (resp,) = backend.generate([_request()], max_new_tokens=8)
+        assert resp.text is None and resp.error is not None
+        assert re.search(reason, resp.error), resp.error
+    finally:
+        backend.close()
+
+
+def test_openai_backend_retries_a_200_with_invalid_json(failing_server: Any) -> None:
+    url, replies = failing_server
+    backend = _backend(url, "badjsononce-generate")
+    try:
+        (resp,) = backend.generate([_request()], max_new_tokens=8)
+        assert resp.error is None and resp.text == _good_completion()
+        assert replies.calls[("badjsononce-generate", "generate")] == 2
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("http500", "HTTP 500 .*model crashed.*gave up after 3 attempts"),
+        ("badjson", "invalid JSON.*gave up after 3 attempts"),
+        ("empty", "no choices"),
+        ("slow", "timeout after 0.5 s"),
+    ],
+)
+def test_distill_records_the_cause_of_each_failure(
+    failing_server: Any, tmp_path: Path, mode: str, reason: str
+) -> None:
+    """A judge that fails and a teacher that fails, each in its own way: the records keep
+    the cause (was: the same 'no yes/no log-probabilities' for every judge failure, and
+    a null content stored as a successful empty answer)."""
+    import json
+
+    from PIL import Image
+
+    from georeason.data.distill import DistillConfig, FilterConfig, Teacher, run_distill
+
+    url, _ = failing_server
+    Image.new("RGB", (16, 16), "white").save(tmp_path / "a.png")
+    table = tmp_path / "table.csv"
+    table.write_text("id,image,lat,lon\na,a.png,48.8566,2.3522\n")
+    names = {"judge": f"{mode}-judge", "teacher": f"{mode}-generate", "null": "null-generate"}
+    cfg = DistillConfig(
+        teachers=[f"{k}=openai:{url}:{m}" for k, m in names.items()],
+        filters=FilterConfig(min_agree=1),
+        max_new_tokens=32,
+    )
+    teachers = [Teacher(spec, _backend(url, spec.model, timeout=0.5), None) for spec in cfg.specs()]
+    run_distill(table, tmp_path / "run", cfg, teachers=teachers, progress=False, build_dataset=False)
+    (rec,) = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    out = {t["name"]: t for t in rec["teachers"]}
+    judged = out["judge"]
+    assert judged["completion"] == _good_completion() and judged["error"] is None
+    assert judged["p_yes"] is None and re.search(reason, judged["judge_error"]), judged["judge_error"]
+    failed = out["teacher"]
+    assert failed["completion"] is None and re.search(reason, failed["error"]), failed["error"]
+    null = out["null"]
+    assert null["completion"] is None and "message.content is null" in null["error"]

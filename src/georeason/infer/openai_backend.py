@@ -9,14 +9,18 @@ Robustness, because an evaluation sends thousands of requests:
 - ``concurrency`` requests in flight at once (a thread pool over one pooled
   ``httpx.Client``: servers batch concurrent requests, so this is where the
   throughput comes from);
-- retries with exponential backoff and full jitter on 408/409/429/5xx and on
-  connection errors and timeouts, honouring ``Retry-After`` (capped); other
-  4xx fail at once (retrying a bad request cannot help);
+- retries with exponential backoff and full jitter on 408/409/429/5xx, on
+  connection errors and timeouts and on a success status whose body is not a
+  JSON object (a proxy cut it short), honouring ``Retry-After`` (capped);
+  other 4xx fail at once (retrying a bad request cannot help);
 - a per-request ``timeout``;
 - the API key from the environment (``OPENAI_API_KEY`` or the variable named
   by ``api_key_env``), never from the command line.
 
-A request that still fails gets a Response with ``error`` set; the run goes on.
+A request that still fails gets a Response with ``error`` set, saying why (the
+last HTTP status and its message, a timeout, invalid JSON, no choices, a null
+``content``); the run goes on. The same reasons reach :attr:`last_errors` for
+log-probability requests.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 class RequestFailed(RuntimeError):
     """A request failed for good (after retries, or at once for a non-retryable status)."""
+
+
+class MalformedReply(RequestFailed):
+    """A reply that parses as JSON but holds no usable answer (no choices, null content)."""
 
 
 class OpenAIBackend(Backend):
@@ -163,15 +171,20 @@ class OpenAIBackend(Backend):
             else:
                 if resp.status_code < 300:
                     try:
-                        data: dict[str, Any] = resp.json()
-                    except ValueError as e:
-                        raise RequestFailed(f"{url} returned invalid JSON: {resp.text[:200]!r}") from e
-                    return data
-                detail = _error_detail(resp)
-                last = f"HTTP {resp.status_code} from {url}: {detail}"
-                if resp.status_code not in RETRY_STATUS:
-                    raise RequestFailed(last)
-                retry_after = resp.headers.get("retry-after")
+                        data = resp.json()
+                    except ValueError:
+                        data = None
+                    if isinstance(data, dict):
+                        return data
+                    # A body cut short or mangled on the way (a proxy, a restarting
+                    # server): asking again usually gets a whole one.
+                    last = f"HTTP {resp.status_code} from {url} with invalid JSON: {resp.text[:200]!r}"
+                else:
+                    detail = _error_detail(resp)
+                    last = f"HTTP {resp.status_code} from {url}: {detail}"
+                    if resp.status_code not in RETRY_STATUS:
+                        raise RequestFailed(last)
+                    retry_after = resp.headers.get("retry-after")
             if attempt < self.max_retries:
                 logger.info("openai backend: %s; retry %d/%d", last, attempt + 1, self.max_retries)
                 self._sleep_before_retry(attempt, retry_after)
@@ -246,8 +259,17 @@ class OpenAIBackend(Backend):
             body.update(self.extra_body)
             body.update(settings)
             data = self._request("POST", "/chat/completions", body)
-            choice = data["choices"][0]
-            text = _content_text(choice["message"].get("content"))
+            choice = _first_choice(data)
+            message = choice.get("message")
+            content = message.get("content") if isinstance(message, dict) else None
+            if content is None:
+                refusal = message.get("refusal") if isinstance(message, dict) else None
+                raise MalformedReply(
+                    "the server returned no content (message.content is null"
+                    + (f", refusal: {str(refusal)[:200]!r}" if refusal else "")
+                    + f", finish_reason {choice.get('finish_reason')!r})"
+                )
+            text = _content_text(content)
         except (RequestFailed, ValueError) as e:
             return Response(id=request.id, text=None, error=str(e), seconds=time.perf_counter() - t0)
         except (KeyError, IndexError, TypeError) as e:
@@ -304,7 +326,7 @@ class OpenAIBackend(Backend):
             body.update(self.extra_body)
             body.update(settings)
             data = self._request("POST", "/chat/completions", body)
-            top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            top = _first_choice(data)["logprobs"]["content"][0]["top_logprobs"]
             pairs = [(str(t["token"]).strip(), float(t["logprob"])) for t in top]
         except RequestFailed as e:
             return None, str(e)
@@ -330,6 +352,14 @@ def _logsumexp(xs: list[float]) -> float:
     if m == -math.inf:
         return m
     return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
+    """``choices[0]`` of a chat completion; :class:`MalformedReply` when there is none."""
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedReply(f"the server returned no choices: {str(data)[:200]}")
+    return choices[0]
 
 
 def _content_text(content: Any) -> str:

@@ -309,9 +309,21 @@ class BackendJudge:
                 raise JudgeError(
                     f"backend returned {len(logprobs)} log-probability pairs for {len(requests)} requests"
                 )
-            for i, lp in zip(where, logprobs, strict=True):
+            # The backend says why a request has no log-probabilities (an HTTP status after
+            # retries, a timeout, invalid JSON, no choices): keep that, not a generic line.
+            reasons = getattr(self.backend, "last_errors", None)
+            if not isinstance(reasons, list) or len(reasons) != len(requests):
+                reasons = [None] * len(requests)
+            for i, lp, why in zip(where, logprobs, reasons, strict=True):
                 p = yes_probability(lp)
-                out[i] = JudgeError("the backend gave no yes/no log-probabilities") if p is None else p
+                if p is None:
+                    out[i] = JudgeError(
+                        f"the backend gave no yes/no log-probabilities: {why}"
+                        if why
+                        else "the backend gave no yes/no log-probabilities"
+                    )
+                else:
+                    out[i] = p
         return [x if x is not None else JudgeError("not judged") for x in out]
 
 
