@@ -332,7 +332,7 @@ def create_app(
     context = counter.context
     prompt_cap = max_prompt_tokens or DEFAULT_MAX_PROMPT_TOKENS
     if context is not None:
-        prompt_cap = min(prompt_cap, context)
+        prompt_cap = min(prompt_cap, context - 1)  # at least one position left to generate
     model_pixels = model_max_pixels(backend)
     if max_image_pixels is None:
         budget = min(p for p in (max_pixels, model_pixels, DEFAULT_MAX_IMAGE_PIXELS) if p is not None)
@@ -484,7 +484,10 @@ def create_app(
                 finally:
                     state["decoding"] -= 1
 
-        return await asyncio.shield(asyncio.ensure_future(bounded()))
+        inner = asyncio.ensure_future(bounded())
+        # Read the outcome even when nobody awaits it any more (no "exception never retrieved").
+        inner.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return await asyncio.shield(inner)
 
     async def run(slot: Slot, request: InferRequest, settings: dict[str, Any]) -> Response:
         if time.monotonic() >= slot.deadline:
