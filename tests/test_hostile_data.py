@@ -594,3 +594,108 @@ def test_distill_records_the_cause_of_each_failure(
     assert failed["completion"] is None and re.search(reason, failed["error"]), failed["error"]
     null = out["null"]
     assert null["completion"] is None and "message.content is null" in null["error"]
+
+
+# ---------------------------------------------------------------------------
+# 10. data fetch: links resolved as extraction will; registry paths stay inside --to
+# ---------------------------------------------------------------------------
+
+
+def _tar(entries: list[tuple[str, str, Any]]) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for kind, name, arg in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "sym":
+                info.type, info.linkname = tarfile.SYMTYPE, arg
+                t.addfile(info)
+            elif kind == "hard":
+                info.type, info.linkname = tarfile.LNKTYPE, arg
+                t.addfile(info)
+            else:
+                info.size = len(arg)
+                t.addfile(info, io.BytesIO(arg))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        # the two steps: dir -> . passes, then dir/escape -> .. is the target's parent
+        ([("file", "a.txt", b"a"), ("sym", "dir", "."), ("sym", "dir/escape", ".."),
+          ("file", "dir/escape/pwned.txt", b"x")], "links to '..', outside"),
+        # the same in the other order: L -> a/.. is the target while a does not exist
+        ([("file", "a.txt", b"a"), ("sym", "L", "b/.."), ("sym", "b", ".")], "points outside the target once"),
+        ([("sym", "d", "."), ("hard", "h", "d/../x")], "links to 'd/../x', outside"),
+        ([("sym", "p", "q"), ("sym", "q", "p"), ("file", "p/x", b"1")], "link loop"),
+    ],
+)  # fmt: skip
+def test_fetch_symlink_chains_are_refused_before_writing(
+    tmp_path: Path, entries: list[tuple[str, str, Any]], message: str
+) -> None:
+    from georeason.data.fetch import UnsafeArchiveError, extract_archive
+
+    archive = tmp_path / "evil.tar.gz"
+    archive.write_bytes(_tar(entries))
+    target = tmp_path / "box" / "out"
+    with pytest.raises(UnsafeArchiveError, match=message):
+        extract_archive(archive, target)
+    assert list(target.iterdir()) == []  # checked first: nothing written
+    assert sorted(p.name for p in (tmp_path / "box").iterdir()) == ["out"]
+
+
+def test_fetch_links_inside_the_archive_still_extract(tmp_path: Path) -> None:
+    from georeason.data.fetch import extract_archive
+
+    archive = tmp_path / "ok.tar.gz"
+    entries: list[tuple[str, str, Any]] = [
+        ("file", "d/a.txt", b"A"),
+        ("sym", "d/link", "a.txt"),
+        ("sym", "top", "d"),
+        ("file", "top/b.txt", b"B"),  # written through an inside link
+        ("sym", "up", "d/.."),
+        ("hard", "h", "d/a.txt"),
+    ]
+    archive.write_bytes(_tar(entries))
+    out = tmp_path / "out"
+    extract_archive(archive, out)
+    assert (out / "d/b.txt").read_bytes() == b"B" and (out / "d/link").read_bytes() == b"A"
+    assert (out / "h").read_bytes() == b"A" and (out / "up").resolve() == out.resolve()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("filename", "../escape.zip"),
+        ("filename", "/tmp/abs.zip"),
+        ("extract_to", "../.."),
+        ("extract_to", "a/../../b"),
+    ],
+)
+def test_fetch_registry_paths_must_stay_inside_the_target(tmp_path: Path, field: str, value: str) -> None:
+    import json
+
+    from georeason.data.fetch import FetchError, RemoteFile, Source, fetch, load_registry
+
+    entry = {"url": "http://127.0.0.1:9/data.zip", "extract": True, field: value}
+    reg = tmp_path / "registry.json"
+    reg.write_text(json.dumps({"sources": {"evil": {"files": [entry]}}}))
+    with pytest.raises(FetchError, match=rf"{field} .*(absolute|climbs out)"):
+        load_registry(reg)
+    # a registry built in code is checked too, before anything is downloaded or written
+    src = Source(name="evil", description="", files=(RemoteFile(**entry),))  # type: ignore[arg-type]
+    target = tmp_path / "box" / "to"
+    with pytest.raises(FetchError, match=rf"{field} .*(absolute|climbs out)"):
+        fetch("evil", target, registry={"evil": src}, retries=0, log=lambda _m: None)
+    assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["registry.json"]
+
+
+def test_fetch_url_naming_dot_dot_is_refused(tmp_path: Path) -> None:
+    from georeason.data.fetch import FetchError, RemoteFile, Source, fetch
+
+    src = Source(name="evil", description="", files=(RemoteFile(url="http://127.0.0.1:9/a/%2e%2e"),))
+    with pytest.raises(FetchError, match="climbs out"):
+        fetch("evil", tmp_path / "to", registry={"evil": src}, retries=0, log=lambda _m: None)

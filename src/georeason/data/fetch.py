@@ -16,9 +16,11 @@ of a registered source:
   pinned. We never invent a checksum.
 - **safely extracted**: zip and tar archives are checked member by member
   before anything is written: absolute paths, ``..`` components, links that
-  point outside the target and device files abort the extraction
+  point outside the target (paths resolved through the links the archive itself
+  makes, as extraction will) and device files abort the extraction
   (:class:`UnsafeArchiveError`); tar extraction also uses Python's ``data``
-  filter.
+  filter. A registry entry's ``filename`` and ``extract_to`` must be relative
+  paths without ``..`` (:func:`check_source_paths`).
 - **recorded**: ``DIR/FETCHED.json`` lists each file's URL, size, SHA-256 and
   whether it was verified; a second run skips what is installed.
 
@@ -226,6 +228,35 @@ REGISTRY: dict[str, Source] = {
 }
 
 
+def _relative_inside(value: str, what: str) -> str | None:
+    """Why ``value`` (a registry ``filename`` or ``extract_to``) could write outside the
+    target folder, or None: it must be a relative path without ``..``."""
+    text = str(value)
+    if "\x00" in text:
+        return f"{what} {text!r} holds a NUL byte"
+    if text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":"):
+        return f"{what} {text!r} is absolute; give a path relative to the target folder"
+    if ".." in PurePosixPath(text.replace("\\", "/")).parts:
+        return f"{what} {text!r} climbs out of the target folder with '..'"
+    return None
+
+
+def check_source_paths(source: Source) -> None:
+    """FetchError when a file of ``source`` would be saved or extracted outside the target
+    folder (``filename`` or ``extract_to`` absolute or with ``..``; a URL naming ``..``)."""
+    for f in source.files:
+        try:
+            name = f.name
+        except ValueError as e:
+            raise FetchError(f"source {source.name!r}: {e}") from None
+        problem = _relative_inside(name, "filename")
+        if problem is None and name in ("", "."):
+            problem = f"filename {name!r} names the target folder itself, not a file"
+        problem = problem or _relative_inside(f.extract_to, "extract_to")
+        if problem:
+            raise FetchError(f"source {source.name!r}, file {f.url!r}: {problem}")
+
+
 def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Source]:
     """The built-in registry, updated with the sources of a JSON registry file.
 
@@ -270,6 +301,10 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Sourc
                 raise FetchError(
                     f"registry file {p}: source {name!r} file #{i}: sha256 must be 64 hex digits"
                 )
+            for key in ("filename", "extract_to"):
+                problem = _relative_inside(f[key], key) if f.get(key) is not None else None
+                if problem:
+                    raise FetchError(f"registry file {p}: source {name!r} file #{i}: {problem}")
             files.append(RemoteFile(**{**f, "sha256": str(sha).lower() if sha else None}))
         reg[str(name)] = Source(
             name=str(name),
@@ -548,11 +583,101 @@ def _safe_target(root: Path, member: str) -> Path:
     return target
 
 
+# Symbolic links followed in one path at most (the kernel's limit is 40): a loop is refused.
+_MAX_LINK_HOPS = 40
+
+
+class _TarPlan:
+    """The tree a tar archive makes, member by member, to resolve paths as extraction will.
+
+    A path is resolved component by component, following the symbolic links that the
+    archive's earlier members made (and those already on disk), with ``..`` taken after
+    each link as the kernel takes it. So a link ``dir -> .`` followed by ``dir/escape -> ..``
+    is seen for what it is: ``escape`` in the target folder, pointing at its parent.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.links: dict[tuple[str, ...], str] = {}  # resolved place of a link -> its target text
+        self.plain: set[tuple[str, ...]] = set()  # files and folders the archive makes
+
+    def _disk_link(self, parts: tuple[str, ...]) -> str | None:
+        if parts in self.plain:
+            return None  # the archive's own member replaces whatever is on disk
+        path = self.root.joinpath(*parts)
+        return os.readlink(path) if path.is_symlink() else None
+
+    def resolve(self, path: str, *, base: tuple[str, ...] = (), follow_last: bool = True) -> tuple[str, ...]:
+        """Parts of ``path`` (relative to ``base``) under the root once links are followed;
+        UnsafeArchiveError when it leaves the root."""
+        if path.startswith(("/", "\\")):
+            raise UnsafeArchiveError(f"absolute link or path {path!r}")
+        todo = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+        todo.reverse()
+        done = list(base)
+        hops = 0
+        while todo:
+            part = todo.pop()
+            if part == "..":
+                if not done:
+                    raise UnsafeArchiveError(f"{path!r} leads out of the target")
+                done.pop()
+                continue
+            done.append(part)
+            if not todo and not follow_last:
+                break
+            key = tuple(done)
+            link = self.links.get(key)
+            if link is None:
+                link = self._disk_link(key)
+            if link is None:
+                continue
+            hops += 1
+            if hops > _MAX_LINK_HOPS or link.startswith(("/", "\\")) or (len(link) > 1 and link[1] == ":"):
+                raise UnsafeArchiveError(f"{path!r} goes through a link loop or an absolute link ({link!r})")
+            done.pop()
+            more = [p for p in link.replace("\\", "/").split("/") if p not in ("", ".")]
+            todo.extend(reversed(more))
+        return tuple(done)
+
+    def add(self, m: tarfile.TarInfo) -> None:
+        """Check one member as extraction would write it, then record what it makes."""
+        where = self.resolve(m.name, follow_last=not (m.issym() or m.islnk()))
+        try:
+            if m.issym():
+                self.resolve(m.linkname, base=where[:-1])
+            elif m.islnk():
+                self.resolve(m.linkname)  # hard links name a member from the archive's root
+        except UnsafeArchiveError:
+            raise UnsafeArchiveError(
+                f"archive member {m.name!r} links to {m.linkname!r}, outside the target; refusing"
+            ) from None
+        if m.issym():
+            self.links[where] = m.linkname
+            self.plain.discard(where)
+        else:
+            self.links.pop(where, None)
+            self.plain.add(where)
+
+    def check_links(self) -> None:
+        """Every link the archive leaves must still point inside (a later link may have
+        changed what an earlier one's ``..`` means)."""
+        for where, target in self.links.items():
+            try:
+                self.resolve(target, base=where[:-1])
+            except UnsafeArchiveError:
+                name = "/".join(where)
+                raise UnsafeArchiveError(
+                    f"archive link {name!r} -> {target!r} points outside the target once extracted; refusing"
+                ) from None
+
+
 def extract_archive(archive: Path, target: Path) -> list[str]:
     """Extract a zip or tar archive into ``target`` after checking every member.
 
     Nothing is written when any member is unsafe (absolute path, ``..``, a
-    link leaving ``target``, a device or FIFO). Returns the member names.
+    link leaving ``target`` — through links the archive itself makes, in any
+    order — a device or FIFO). Returns the member names.
     """
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
@@ -571,18 +696,22 @@ def extract_archive(archive: Path, target: Path) -> list[str]:
     if kind == "tar":
         with tarfile.open(archive) as t:
             members = t.getmembers()
+            plan = _TarPlan(root)
             for m in members:
-                dest = _safe_target(root, m.name)
+                _safe_target(root, m.name)
                 if m.isdev() or m.isfifo():
                     raise UnsafeArchiveError(f"archive member {m.name!r} is a device or FIFO; refusing")
-                if m.issym() or m.islnk():
-                    link = m.linkname
-                    base = dest.parent if m.issym() else root
-                    if link.startswith("/") or not (base / link).resolve().is_relative_to(root):
-                        raise UnsafeArchiveError(
-                            f"archive member {m.name!r} links to {link!r}, outside the target; refusing"
-                        )
-            t.extractall(root, filter="data")
+                try:
+                    plan.add(m)
+                except UnsafeArchiveError as e:
+                    if str(e).startswith("archive "):
+                        raise
+                    raise UnsafeArchiveError(f"archive member {m.name!r}: {e}; refusing") from None
+            plan.check_links()
+            try:
+                t.extractall(root, filter="data")  # Python's own check too, should ours miss a case
+            except tarfile.FilterError as e:
+                raise UnsafeArchiveError(f"{archive}: {e}; refusing (extraction stopped part-way)") from e
             return [m.name for m in members]
     raise FetchError(f"{archive} is not a zip or tar archive")
 
@@ -640,6 +769,7 @@ def fetch(
     if name not in reg:
         raise ValueError(f"unknown source {name!r}; known: {', '.join(sorted(reg))}")
     source = reg[name].resolved(base_url)
+    check_source_paths(source)  # a registry built in code is checked as a registry file is
     out = Path(target).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(out)
@@ -695,6 +825,10 @@ def fetch(
             log(msg)
         if f.extract:
             extract_dir = (out / f.extract_to).resolve()
+            if not extract_dir.is_relative_to(out.resolve()):  # through a link already on disk
+                raise UnsafeArchiveError(
+                    f"extract_to {f.extract_to!r} resolves to {extract_dir}, outside {out}"
+                )
             already = entry.get("extracted_sha256") == r.sha256 and entry.get("extracted_to") == str(
                 extract_dir
             )
@@ -742,6 +876,7 @@ __all__ = [
     "RemoteFile",
     "Source",
     "UnsafeArchiveError",
+    "check_source_paths",
     "describe_sources",
     "download",
     "extract_archive",
