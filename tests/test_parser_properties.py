@@ -239,3 +239,66 @@ def test_clean_name_fast_path_agrees_with_full_cleaning(value: str) -> None:
     with patch.object(parsing, "_PLAIN_NAME_RE", re.compile(r"(?!)")):  # never matches
         slow = clean_name(value, "City", slow_errors)
     assert (fast, fast_errors) == (slow, slow_errors)
+
+
+# Issue 13: objects TRL never hands over, but a buggy caller or a hostile client might.
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+
+class _HostileStr(str):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def strip(self, *args: Any) -> str:
+        raise RuntimeError("no strip")
+
+
+def _nested(depth: int, kind: int) -> Any:
+    x: Any = "<answer>Coordinates: (1, 2)</answer>"
+    for _ in range(depth):
+        x = [x] if kind == 0 else ({"role": "assistant", "content": [x]} if kind == 1 else {"text": x})
+    return x
+
+
+hostile_objects = st.one_of(
+    st.builds(_nested, st.integers(1, 6000), st.integers(0, 2)),
+    st.just(_Unprintable()),
+    st.just([{"role": "assistant", "content": _Unprintable()}]),
+    any_text.map(_HostileStr),
+    st.integers(4300, 6000).map(lambda k: 10**k),  # str() of it raises (Python's digit limit)
+    st.binary(max_size=200),
+    st.floats(),
+    st.sets(st.integers(), max_size=3),
+)
+
+
+@SETTINGS
+@given(hostile_objects)
+def test_hostile_objects_never_break_any_parser(completion: Any) -> None:
+    for proto in PROTOCOLS.values():
+        pred = proto.parse(completion)
+        assert isinstance(pred, Prediction) and isinstance(pred.raw, str)
+        assert all(isinstance(e, str) for e in pred.errors)
+        assert not any(e.startswith("parser error:") for e in pred.errors), pred.errors
+
+
+huge_name = st.one_of(
+    st.tuples(st.sampled_from(["Paris", "São ", "東京", ", IN", ", France", "a"]), st.integers(50, 2000)).map(
+        lambda t: t[0] * t[1]
+    ),
+    st.text(min_size=200, max_size=3000),
+)
+
+
+@SETTINGS
+@given(huge_name, st.sampled_from(sorted(PROTOCOLS)))
+def test_huge_names_in_every_field(name: str, protocol: str) -> None:
+    text = (
+        f"<think>{name}</think><answer>Continent: {name}\nCountry: {name}\nState: {name}\n"
+        f"City: {name}\ncountry: {name}\ncity: {name}\nCoordinates: (48.85, 2.35)</answer>"
+    )
+    check_prediction(get_protocol(protocol).parse(text), protocol)

@@ -59,22 +59,68 @@ FRAGMENTS = [
 
 structured_text = st.lists(st.sampled_from(FRAGMENTS), max_size=25).map("".join)
 any_text = st.one_of(st.text(max_size=400), structured_text)
+
+
+# Issue 13: hostile values — objects whose repr/str raise, deep nesting, ints past
+# Python's digit limit, str subclasses with raising methods, huge names.
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+    __str__ = __repr__
+
+
+class _HostileStr(str):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def strip(self, *args: object) -> str:
+        raise RuntimeError("no strip")
+
+
+def _deep(depth: int) -> object:
+    x: object = "<answer>country: France\ncity: Paris</answer>"
+    for _ in range(depth):
+        x = [x]
+    return x
+
+
+hostile = st.one_of(
+    st.builds(_deep, st.integers(1, 6000)),
+    st.just(_Unprintable()),
+    st.integers(4300, 5000).map(lambda k: 10**k),
+    st.binary(max_size=40),
+)
+huge_name = st.one_of(
+    st.tuples(st.sampled_from(["Paris", ", IN", ", France", "東京", "x"]), st.integers(50, 1000)).map(
+        lambda t: t[0] * t[1]
+    ),
+    st.text(min_size=200, max_size=2000),
+)
 completion = st.one_of(
     any_text,
     any_text.map(lambda t: [{"role": "assistant", "content": t}]),
     st.none(),
     st.integers(),
     st.lists(st.one_of(st.integers(), st.text(max_size=10)), max_size=3),
+    hostile,
+    any_text.map(_HostileStr),
+    huge_name.map(
+        lambda n: f"<answer>Country: {n}\nCity: {n}\ncountry: {n}\ncity: {n}\nCoordinates: (1, 2)</answer>"
+    ),
 )
 coord = st.one_of(
     st.none(),
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(-90, 90),
     st.text(max_size=5),
+    st.sampled_from(["1e400", "-1e400", "48.85"]),
+    hostile,
 )
-name = st.one_of(st.none(), st.sampled_from(COUNTRIES + CITIES), st.text(max_size=20))
+name = st.one_of(st.none(), st.sampled_from(COUNTRIES + CITIES), st.text(max_size=20), huge_name, hostile)
 entities = st.one_of(
     st.none(),
+    hostile,
     st.lists(
         st.one_of(st.text(max_size=15), st.sampled_from(["church", "tram", "café", "Eiffel Tower"])),
         max_size=5,
