@@ -13,6 +13,8 @@ import io
 import json
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -134,6 +136,12 @@ def _assert_error_shape(r: httpx.Response, status: int) -> dict[str, Any]:
     assert set(err) == {"message", "type", "param", "code"}, err
     assert err["code"] == status and isinstance(err["message"], str) and err["message"]
     return err
+
+
+def _reset_peak(pid: int) -> None:
+    """Start VmHWM afresh from VmRSS (Linux: write 5 to clear_refs), so a peak reached by an
+    earlier test cannot hide (or fake) this one's."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _rss_mb(pid: int) -> tuple[float, float]:
@@ -297,6 +305,7 @@ def test_sigterm_stops_a_busy_server_within_seconds(model_dir: Path) -> None:
 def test_png_bomb_is_refused_from_its_header(server: Any, client: httpx.Client, bomb: bytes) -> None:
     assert server.proc is not None
     pid = server.proc.pid
+    _reset_peak(pid)
     rss0, _ = _rss_mb(pid)
     replies: list[httpx.Response] = []
 
@@ -343,17 +352,27 @@ def test_a_big_jpeg_decodes_at_a_draft_scale_under_a_small_guard() -> None:
         load_image(buf.getvalue(), max_image_pixels=16_000_000, draft_pixels=112 * 112)
 
 
-@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_a_big_bilevel_png_is_reduced_before_rgb(bomb: bytes) -> None:
     # Under a trusting guard the 169 Mpx bomb decodes (1 byte a pixel) but is reduced in its own
-    # mode before any RGB copy: peak memory stays near the decoded size, not 4x it.
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    img = load_image(bomb, max_pixels=112 * 112, max_image_pixels=200_000_000)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    assert img.mode == "RGB" and img.size[0] * img.size[1] <= 112 * 112
-    assert peak - before < 400, f"peak RSS grew {peak - before:.0f} MB"
+    # mode before any RGB copy: peak memory stays near the decoded size, not 4x it. Measured
+    # in a fresh process, whose peak no earlier test has raised.
+    code = (
+        "import re, sys\n"
+        "from georeason.data.images import load_image\n"
+        "data = sys.stdin.buffer.read()\n"
+        "def hwm():\n"
+        "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024\n"
+        "open('/proc/self/clear_refs', 'w').write('5')  # peak := now (ru_maxrss keeps the parent's)\n"
+        "before = hwm()\n"
+        "img = load_image(data, max_pixels=112 * 112, max_image_pixels=200_000_000)\n"
+        "assert img.mode == 'RGB' and img.size[0] * img.size[1] <= 112 * 112, img\n"
+        "print(hwm() - before)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], input=bomb, capture_output=True, check=True, timeout=120
+    )
+    grew = float(out.stdout.decode().strip())
+    assert grew < 400, f"peak RSS grew {grew:.0f} MB decoding a 169 Mpx bilevel PNG"
 
 
 def test_concurrent_decodes_are_bounded(strict_server: Any) -> None:
