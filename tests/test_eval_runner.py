@@ -444,3 +444,61 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tiny_model: Path, tmp_path
     )
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     assert "csv: 30 images" in res.stdout.decode()
+
+
+# --------------------------------------------------------------------------- self-consistency
+
+
+class SampleBook(Backend):
+    """Answers each request with the K samples listed in ``answers[id]``."""
+
+    name = "samplebook"
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.calls: list[dict[str, Any]] = []
+
+    def generate(self, requests: list[Request], **kw: Any) -> list[Response]:
+        self.calls.append(kw)
+        n = kw.get("n", 1)
+        out = []
+        for r in requests:
+            texts = (self.answers.get(r.id) or ["I cannot tell."] * n)[:n]
+            out.append(Response(id=r.id, text=texts[0], seconds=0.01, samples=texts if n > 1 else []))
+        return out
+
+
+def test_samples_are_reduced_to_one_answer_with_its_agreement(tmp_path: Path) -> None:
+    wrong = globe("Spain", "Madrid")
+    book = SampleBook(
+        {
+            "img001": [wrong, globe(*CITIES["img001"]), globe(*CITIES["img001"])],
+            "img002": ["no idea", "no idea", globe(*CITIES["img002"])],
+        }
+    )
+    config = _config(limit=3, samples=3, aggregate="vote", temperature=0.7, backend="samplebook")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_eval(config, tmp_path, backend=book, plots=False, n_bootstrap=0)
+    assert all(call["n"] == 3 for call in book.calls)
+    recs = {json.loads(line)["id"]: json.loads(line) for line in _lines(tmp_path / "predictions.jsonl")}
+    one, two = recs["img001"], recs["img002"]
+    assert one["completion"] == globe(*CITIES["img001"]) and len(one["samples"]) == 3
+    assert one["coord_source"] == "consensus:vote"
+    assert one["consensus"]["n_located"] == 3
+    assert one["consensus"]["country_agreement"] == pytest.approx(2 / 3)
+    assert one["distance_km"] is not None and one["distance_km"] < 50
+    assert two["consensus"]["n_located"] == 1 and two["consensus"]["agreement_25km"] == pytest.approx(1 / 3)
+    assert json.loads((tmp_path / "run.json").read_text())["config"]["samples"] == 3
+
+
+def test_samples_need_a_temperature_and_a_known_aggregate() -> None:
+    with pytest.raises(ValueError, match="temperature > 0"):
+        _config(samples=4)
+    with pytest.raises(ValueError, match="medoid, geomedian, vote"):
+        _config(samples=4, temperature=0.7, aggregate="mean")
+
+
+def test_greedy_runs_keep_their_identity() -> None:
+    # Runs made before self-consistency existed must still resume: no new identity keys.
+    assert "samples" not in _config().identity()

@@ -459,3 +459,53 @@ def test_openai_backend_option_checks() -> None:
 
 def test_response_ok_property() -> None:
     assert Response(id="a", text="x").ok and not Response(id="a", text=None, error="e").ok
+
+
+# --- K samples per request (self-consistency) ---------------------------------------------
+
+
+def test_hf_samples_k_answers_per_request_in_one_call(hf: Any) -> None:
+    requests = _requests(_images(3, seed=5))
+    out = hf.generate(requests, max_new_tokens=10, temperature=1.0, seed=1, n=4)
+    assert [r.id for r in out] == [r.id for r in requests]
+    for r in out:
+        assert r.ok and len(r.samples) == 4 and r.texts == r.samples and r.text == r.samples[0]
+        assert 4 <= r.extra["completion_tokens"] <= 4 * 10
+    assert len({t for r in out for t in r.samples}) > 3  # samples differ, within and across requests
+    # The same seed draws the same samples (reproducible self-consistency).
+    again = hf.generate(requests, max_new_tokens=10, temperature=1.0, seed=1, n=4)
+    assert [r.samples for r in again] == [r.samples for r in out]
+
+
+@pytest.mark.parametrize("kwargs", [{"n": 0}, {"n": 3, "temperature": 0.0}])
+def test_hf_bad_sample_counts_raise(hf: Any, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="n"):
+        hf.generate(_requests(_images(1)), **kwargs)
+
+
+def test_openai_asks_for_n_samples_in_one_request() -> None:
+    def reply(n: int, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        k = body["n"]
+        data = _completion("first")
+        data["choices"] = [
+            {"index": i, "message": {"role": "assistant", "content": f"sample {i}"}, "finish_reason": "stop"}
+            for i in reversed(range(k))  # out of order: the backend sorts by index
+        ]
+        return 200, data, {}
+
+    with ScriptedServer(reply) as server:
+        backend = _openai(server)
+        (resp,) = backend.generate(_one_request(), max_new_tokens=7, temperature=0.7, n=3)
+        (greedy,) = backend.generate(_one_request(), max_new_tokens=7)
+        backend.close()
+    assert len(server.bodies) == 2 and server.bodies[0]["n"] == 3 and server.bodies[1]["n"] == 1
+    assert resp.ok and resp.samples == ["sample 0", "sample 1", "sample 2"] and resp.text == "sample 0"
+    assert greedy.samples == [] and greedy.texts == ["sample 0"]
+
+
+def test_openai_server_ignoring_n_is_a_per_request_error() -> None:
+    with ScriptedServer(lambda n, body: (200, _completion("only one"), {})) as server:
+        backend = _openai(server, max_retries=0)
+        (resp,) = backend.generate(_one_request(), temperature=0.7, n=3)
+        backend.close()
+    assert not resp.ok and "n=3" in (resp.error or "")

@@ -159,8 +159,13 @@ def _vote(preds: Sequence[Prediction], located: list[int]) -> list[int]:
     return group
 
 
-def aggregate(preds: Sequence[Prediction], method: str = "medoid") -> Consensus:
+def aggregate(
+    preds: Sequence[Prediction], method: str = "medoid", *, geocode_names: bool = True
+) -> Consensus:
     r"""Reduce K parsed sampled answers to one, with the samples' agreement as confidence.
+
+    ``geocode_names=False`` uses only the coordinates answers state (as the evaluation
+    does for protocols whose answers carry coordinates); names still vote.
 
     >>> from georeason.types import Prediction
     >>> samples = [Prediction(country="France", lat=48.85, lon=2.35), Prediction(country="France", lat=48.9, lon=2.3),
@@ -171,7 +176,7 @@ def aggregate(preds: Sequence[Prediction], method: str = "medoid") -> Consensus:
     """
     if method not in AGGREGATORS:
         raise ValueError(f"unknown aggregation {method!r}; choose one of {', '.join(AGGREGATORS)}")
-    points = [place_answer(p) for p in preds]
+    points = [place_answer(p) if geocode_names or p.has_coordinates else None for p in preds]
     sample_points = [(pl.lat, pl.lon) if pl is not None else None for pl in points]
     located = [i for i, pl in enumerate(points) if pl is not None]
     out = Consensus(method=method, n_samples=len(preds), n_located=len(located), sample_points=sample_points)

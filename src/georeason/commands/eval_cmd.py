@@ -68,9 +68,29 @@ def eval_cmd(
             "--max-pixels", min=784, help="Resize images to at most this many pixels (aspect kept)."
         ),
     ] = None,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, help="0 = greedy.")] = 0.0,
+    temperature: Annotated[
+        float,
+        typer.Option("--temperature", min=0.0, help="0 = greedy; --samples K > 1 needs > 0 (e.g. 0.7)."),
+    ] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
     seed: Annotated[int | None, typer.Option("--seed")] = 0,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            min=1,
+            help="Self-consistency: sample K answers per image (one batched call) and keep the one "
+            "--aggregate chooses; the report adds confidence plots.",
+        ),
+    ] = 1,
+    aggregate: Annotated[
+        str,
+        typer.Option(
+            "--aggregate",
+            help="How K samples become one answer: medoid (least summed distance to the others), "
+            "geomedian (spherical geometric median), vote (majority country, then admin1, then city).",
+        ),
+    ] = "medoid",
     geocode_names: Annotated[
         str,
         typer.Option(
@@ -180,6 +200,8 @@ def eval_cmd(
             top_p=top_p,
             seed=seed,
             geocode_names=geocode_names,
+            samples=samples,
+            aggregate=aggregate,
             backend_options=parse_options(backend_option or [], "--backend-option"),
             benchmark_options=parse_options(benchmark_option or [], "--benchmark-option"),
         )

@@ -102,6 +102,8 @@ class EvalConfig:
     geocode_names: str = "auto"
     backend_options: dict[str, Any] = field(default_factory=dict)
     benchmark_options: dict[str, Any] = field(default_factory=dict)
+    samples: int = 1
+    aggregate: str = "medoid"
 
     def __post_init__(self) -> None:
         from georeason.protocols import get_protocol
@@ -121,6 +123,17 @@ class EvalConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        from georeason.consensus import AGGREGATORS
+
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise ValueError(f"samples must be an integer >= 1, got {self.samples!r}")
+        if self.aggregate not in AGGREGATORS:
+            raise ValueError(f"aggregate must be one of {', '.join(AGGREGATORS)}, got {self.aggregate!r}")
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError(
+                f"samples={self.samples} need a sampling temperature > 0 (e.g. --temperature 0.7): "
+                "greedy decoding gives one answer every time"
+            )
 
     @property
     def geocode(self) -> bool:
@@ -144,6 +157,8 @@ class EvalConfig:
             "seed": self.seed,
             "geocode_names": self.geocode_names,
             "benchmark_options": self.benchmark_options,
+            # only with self-consistency, so that runs made before it existed still resume
+            **({"samples": self.samples, "aggregate": self.aggregate} if self.samples > 1 else {}),
         }
 
 
@@ -282,8 +297,17 @@ def make_record(
     seconds: float | None,
     protocol: Any,
     geocode: bool,
+    samples: Sequence[str] | None = None,
+    aggregate: str = "medoid",
 ) -> dict[str, Any]:
-    """The JSONL line of one image. ``meta`` holds ``id``, ``lat``, ``lon`` and true labels."""
+    """The JSONL line of one image. ``meta`` holds ``id``, ``lat``, ``lon`` and true labels.
+
+    With ``samples`` (K > 1 sampled completions; ``completion`` is then ignored) the
+    answers are reduced by :func:`georeason.consensus.aggregate`: the record's completion
+    and place labels are the chosen sample's, its point the consensus point
+    (``coord_source`` ``consensus:<method>``), and ``samples`` / ``consensus`` hold every
+    completion and the agreement.
+    """
     from georeason.geo import haversine_km
 
     rec: dict[str, Any] = {"id": meta["id"], "true_lat": meta["lat"], "true_lon": meta["lon"]}
@@ -308,6 +332,17 @@ def make_record(
             "seconds": _json_float(seconds),
         }
     )
+    consensus = None
+    if samples:
+        from georeason.consensus import aggregate as reduce_samples
+
+        preds = [protocol.parse(t) for t in samples]
+        consensus = reduce_samples(preds, aggregate, geocode_names=geocode)
+        chosen = consensus.index if consensus.index is not None else 0
+        completion = samples[chosen]
+        rec["completion"] = completion
+        rec["samples"] = list(samples)
+        rec["consensus"] = consensus.to_dict()
     if completion is None:
         return rec
     pred = protocol.parse(completion)
@@ -322,7 +357,9 @@ def make_record(
         }
     )
     lat, lon, source = pred.lat, pred.lon, "answer"
-    if lat is None or lon is None:
+    if consensus is not None:
+        lat, lon, source = consensus.lat, consensus.lon, f"consensus:{consensus.method}"
+    elif lat is None or lon is None:
         lat = lon = None
         if geocode:
             hit = geocode_prediction(pred)
@@ -666,12 +703,14 @@ def run_eval(
                         responses: list[Response] = []
                         if requests:
                             try:
+                                sampling = {"n": config.samples} if config.samples > 1 else {}
                                 responses = backend.generate(
                                     requests,
                                     max_new_tokens=config.max_new_tokens,
                                     temperature=config.temperature,
                                     top_p=config.top_p,
                                     seed=config.seed,
+                                    **sampling,
                                 )
                             except KeyboardInterrupt:
                                 raise
@@ -712,6 +751,8 @@ def run_eval(
                                 seconds=resp.seconds,
                                 protocol=protocol,
                                 geocode=config.geocode,
+                                samples=resp.texts if ok and config.samples > 1 else None,
+                                aggregate=config.aggregate,
                             )
                         recs = [rec for rec in lines if rec is not None]
                         # One write per batch, then flush + fsync: a kill loses at most this batch.

@@ -52,10 +52,18 @@ class Response:
     error: str | None = None
     seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. token counts
+    samples: list[str] = field(default_factory=list)  # with n > 1: every sampled completion
 
     @property
     def ok(self) -> bool:
         return self.text is not None and self.error is None
+
+    @property
+    def texts(self) -> list[str]:
+        """Every completion of this request: the ``n`` samples, else ``[text]`` (``[]`` on failure)."""
+        if self.samples:
+            return list(self.samples)
+        return [self.text] if self.text is not None else []
 
 
 class BackendError(RuntimeError):
@@ -155,6 +163,14 @@ def get_backend(name: str, model: str, **options: Any) -> Backend:
     cls = getattr(module, cls_name)
     backend: Backend = cls(model, **options)
     return backend
+
+
+def check_sampling(n: int, temperature: float) -> None:
+    """Reject ``n`` samples that cannot differ or cannot exist (shared by every backend)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (samples per request) must be an integer >= 1, got {n!r}")
+    if n > 1 and temperature == 0:
+        raise ValueError(f"n={n} samples need a temperature > 0: greedy decoding gives one answer {n} times")
 
 
 def image_parts(messages: list[dict[str, Any]]) -> int:

@@ -26,7 +26,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from georeason.infer.base import NO_TOKENS, YES_TOKENS, Backend, Request, Response, check_request
+from georeason.infer.base import (
+    NO_TOKENS,
+    YES_TOKENS,
+    Backend,
+    Request,
+    Response,
+    check_request,
+    check_sampling,
+)
 
 logger = logging.getLogger("georeason.infer")
 
@@ -160,8 +168,10 @@ class HFBackend(Backend):
         min_new_tokens: int = 0,
         top_logprobs: int | None = None,
         should_stop: Callable[[Request], bool] | None = None,
+        n: int = 1,
     ) -> list[Response]:
-        """See :meth:`Backend.generate`. Extensions used by ``georeason serve``:
+        """See :meth:`Backend.generate` (``n`` samples run as ``num_return_sequences``: the
+        prompt and the image are encoded once per request). Extensions used by ``georeason serve``:
         ``min_new_tokens`` (vLLM's ``min_tokens``: end-of-sequence is masked
         until then), ``top_logprobs`` (None: no log-probs; k >= 0: each
         Response's ``extra["logprobs"]`` lists, per generated token, its text,
@@ -175,6 +185,9 @@ class HFBackend(Backend):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        check_sampling(n, temperature)
+        if n > 1 and top_logprobs is not None:
+            raise ValueError("top_logprobs with n > 1 samples is not supported by the hf backend")
         out: list[Response | None] = [None] * len(requests)
         todo: list[int] = []
         for i, r in enumerate(requests):
@@ -195,6 +208,7 @@ class HFBackend(Backend):
             "min_new_tokens": min_new_tokens,
             "top_logprobs": top_logprobs,
             "should_stop": should_stop,
+            "n": n,
         }
         for start in range(0, len(todo), self.batch_size):
             idx = todo[start : start + self.batch_size]
@@ -239,6 +253,7 @@ class HFBackend(Backend):
         min_new_tokens: int = 0,
         top_logprobs: int | None = None,
         should_stop: Callable[[Request], bool] | None = None,
+        n: int = 1,
     ) -> list[Response]:
         import torch
 
@@ -261,8 +276,10 @@ class HFBackend(Backend):
             gen_kwargs.update(temperature=None, top_p=None, top_k=None)
         else:
             gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=None)
+        if n > 1:
+            gen_kwargs["num_return_sequences"] = n  # rows come out grouped: request 0's n, then 1's...
         if should_stop is not None:
-            gen_kwargs["stopping_criteria"] = _stop_rows(batch, should_stop)
+            gen_kwargs["stopping_criteria"] = _stop_rows([r for r in batch for _ in range(n)], should_stop)
         if seed is not None:
             torch.manual_seed(seed)
         with torch.inference_mode():
@@ -278,25 +295,27 @@ class HFBackend(Backend):
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
         seconds = (time.perf_counter() - t0) / len(batch)
         responses = []
-        for row, (r, tokens, n_prompt) in enumerate(zip(batch, new_tokens, prompt_tokens, strict=True)):
-            # Cut at the first end-of-sequence token (rows that finished early are padded).
-            n = next((k for k, t in enumerate(tokens) if t in self._eos_ids), None)
-            finish = "stop" if n is not None else "length"
-            kept = tokens if n is None else tokens[:n]
-            text = self.tokenizer.decode(kept, skip_special_tokens=True)
-            extra: dict[str, Any] = {
-                "prompt_tokens": int(n_prompt),
-                "completion_tokens": len(kept) + (1 if n is not None else 0),
-                "finish_reason": finish,
-            }
-            if step_logp is not None and top_logprobs is not None:
-                extra["logprobs"] = self._token_logprobs(step_logp[row], kept, top_logprobs)
+        for i, (r, n_prompt) in enumerate(zip(batch, prompt_tokens, strict=True)):
+            texts: list[str] = []
+            extra: dict[str, Any] = {"prompt_tokens": int(n_prompt), "completion_tokens": 0}
+            for row in range(i * n, (i + 1) * n):
+                tokens = new_tokens[row]
+                # Cut at the first end-of-sequence token (rows that finished early are padded).
+                cut = next((k for k, t in enumerate(tokens) if t in self._eos_ids), None)
+                kept = tokens if cut is None else tokens[:cut]
+                texts.append(self.tokenizer.decode(kept, skip_special_tokens=True))
+                extra["completion_tokens"] += len(kept) + (1 if cut is not None else 0)
+                if row == i * n:
+                    extra["finish_reason"] = "stop" if cut is not None else "length"
+                    if step_logp is not None and top_logprobs is not None:
+                        extra["logprobs"] = self._token_logprobs(step_logp[row], kept, top_logprobs)
             responses.append(
                 Response(
                     id=r.id,
-                    text=text,
+                    text=texts[0],
                     seconds=seconds,
                     extra=extra,
+                    samples=texts if n > 1 else [],
                 )
             )
         return responses

@@ -36,7 +36,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from georeason.infer.base import NO_TOKENS, YES_TOKENS, Backend, Request, Response, check_request
+from georeason.infer.base import (
+    NO_TOKENS,
+    YES_TOKENS,
+    Backend,
+    Request,
+    Response,
+    check_request,
+    check_sampling,
+)
 
 logger = logging.getLogger("georeason.infer")
 
@@ -237,14 +245,22 @@ class OpenAIBackend(Backend):
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        n: int = 1,
     ) -> list[Response]:
+        """See :meth:`Backend.generate`; ``n`` samples are one request with the API's ``n``."""
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if temperature < 0 or not math.isfinite(temperature):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        settings: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+        check_sampling(n, temperature)
+        settings: dict[str, Any] = {
+            "max_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "n": n,
+        }
         if seed is not None:
             settings["seed"] = seed
         return list(self._pool.map(lambda r: self._one(r, settings), requests))
@@ -260,16 +276,8 @@ class OpenAIBackend(Backend):
             body.update(settings)
             data = self._request("POST", "/chat/completions", body)
             choice = _first_choice(data)
-            message = choice.get("message")
-            content = message.get("content") if isinstance(message, dict) else None
-            if content is None:
-                refusal = message.get("refusal") if isinstance(message, dict) else None
-                raise MalformedReply(
-                    "the server returned no content (message.content is null"
-                    + (f", refusal: {str(refusal)[:200]!r}" if refusal else "")
-                    + f", finish_reason {choice.get('finish_reason')!r})"
-                )
-            text = _content_text(content)
+            texts = [_choice_text(c) for c in _choices(data, int(settings.get("n", 1)))]
+            text = texts[0]
         except (RequestFailed, ValueError) as e:
             return Response(id=request.id, text=None, error=str(e), seconds=time.perf_counter() - t0)
         except (KeyError, IndexError, TypeError) as e:
@@ -289,7 +297,13 @@ class OpenAIBackend(Backend):
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
         }
-        return Response(id=request.id, text=text, seconds=time.perf_counter() - t0, extra=extra)
+        return Response(
+            id=request.id,
+            text=text,
+            seconds=time.perf_counter() - t0,
+            extra=extra,
+            samples=texts if len(texts) > 1 else [],
+        )
 
     # -------------------------------------------------------------- log-probs
 
@@ -360,6 +374,29 @@ def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise MalformedReply(f"the server returned no choices: {str(data)[:200]}")
     return choices[0]
+
+
+def _choices(data: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The ``n`` choices of a chat completion, in ``index`` order; :class:`MalformedReply`
+    when the server returned fewer (it ignored ``n``)."""
+    choices = [c for c in data.get("choices") or [] if isinstance(c, dict)]
+    if len(choices) < n:
+        raise MalformedReply(f"asked for n={n} samples, the server returned {len(choices)} choices")
+    return sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)[:n]
+
+
+def _choice_text(choice: dict[str, Any]) -> str:
+    """The text of one choice; :class:`MalformedReply` on a null content (a refusal, a filter)."""
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is None:
+        refusal = message.get("refusal") if isinstance(message, dict) else None
+        raise MalformedReply(
+            "the server returned no content (message.content is null"
+            + (f", refusal: {str(refusal)[:200]!r}" if refusal else "")
+            + f", finish_reason {choice.get('finish_reason')!r})"
+        )
+    return _content_text(content)
 
 
 def _content_text(content: Any) -> str:

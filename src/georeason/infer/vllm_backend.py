@@ -22,6 +22,7 @@ from georeason.infer.base import (
     Request,
     Response,
     check_request,
+    check_sampling,
 )
 
 
@@ -95,12 +96,17 @@ class VLLMBackend(Backend):
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | None = None,
+        n: int = 1,
     ) -> list[Response]:
+        """See :meth:`Backend.generate`; ``n`` samples share the prompt's prefill (``SamplingParams.n``)."""
         from vllm import SamplingParams
 
         if temperature < 0 or not math.isfinite(temperature):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        check_sampling(n, temperature)
+        params = SamplingParams(
+            max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, n=n
+        )
         out: list[Response | None] = [None] * len(requests)
         todo = []
         for i, r in enumerate(requests):
@@ -125,8 +131,9 @@ class VLLMBackend(Backend):
                     extra={
                         "finish_reason": completion.finish_reason,
                         "prompt_tokens": len(res.prompt_token_ids or []),
-                        "completion_tokens": len(completion.token_ids),
+                        "completion_tokens": sum(len(c.token_ids) for c in res.outputs),
                     },
+                    samples=[c.text for c in res.outputs] if n > 1 else [],
                 )
         return [r for r in out if r is not None]
 
