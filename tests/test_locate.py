@@ -32,9 +32,11 @@ GLOBE_ANSWER = "<think>Japanese signs and a castle keep.</think><answer>country:
 
 
 class FixedAnswerServer:
-    """An OpenAI-compatible chat server on loopback that always answers ``text``."""
+    """An OpenAI-compatible chat server on loopback that always answers ``text`` (a list:
+    the ``n`` choices cycle through it)."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str | list[str]) -> None:
+        texts = [text] if isinstance(text, str) else text
         self.requests: list[dict[str, Any]] = []
         outer = self
 
@@ -58,10 +60,11 @@ class FixedAnswerServer:
                         "object": "chat.completion",
                         "choices": [
                             {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": text},
+                                "index": i,
+                                "message": {"role": "assistant", "content": texts[i % len(texts)]},
                                 "finish_reason": "stop",
                             }
+                            for i in range(int(body.get("n", 1)))
                         ],
                         "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30},
                     }
@@ -296,3 +299,28 @@ def test_hf_backend_with_the_tiny_model(
     if gps["lat"] is None:
         assert gps["error_km"] is None and gps["warnings"]
     assert not bad["ok"] and "not an image" in bad["error"]
+
+
+def test_samples_report_the_consensus_and_its_agreement(photos: dict[str, Path]) -> None:
+    far = GEOR_ANSWER.replace("(35.6895, 139.6917)", "(34.6937, 135.5023)").replace("Tokyo", "Osaka")
+    server = FixedAnswerServer([far, GEOR_ANSWER, GEOR_ANSWER, far, GEOR_ANSWER])
+    try:
+        p = run_locate(
+            str(photos["gps"]), "--backend", "openai", "--base-url", server.base_url, "--model", "any",
+            "--samples", "5", "--temperature", "0.7", "--aggregate", "vote", "--json",
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert p.returncode == 0, p.stderr
+    (r,) = json.loads(p.stdout)
+    assert len(server.requests) == 1 and server.requests[0]["n"] == 5  # one request for the five
+    assert len(r["samples"]) == 5
+    c = r["consensus"]
+    assert c["method"] == "vote" and c["n_samples"] == 5 and c["n_located"] == 5
+    assert c["agreement_25km"] == pytest.approx(0.6) and c["country_agreement"] == pytest.approx(1.0)
+    assert (r["lat"], r["lon"]) == (35.6895, 139.6917)  # the Tokyo majority
+    human = run_locate(
+        str(photos["gps"]), "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--model", "any",
+        "--samples", "5",
+    )  # fmt: skip
+    assert human.returncode == 2 and "temperature > 0" in human.stderr

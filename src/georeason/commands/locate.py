@@ -45,11 +45,22 @@ def _print_human(results: list[Any]) -> None:
         if named:
             console.print(f"[bold]answer[/bold]       {escape(named)}")
         if r.lat is not None and r.lon is not None:
-            how = " (geocoded from the named place)" if r.coordinates_from == "geocoded" else ""
+            how = {"geocoded": " (geocoded from the named place)"}.get(r.coordinates_from or "", "")
+            if (r.coordinates_from or "").startswith("consensus:"):
+                how = f" ({r.coordinates_from.split(':', 1)[1]} of the samples)"
             console.print(f"[bold]coordinates[/bold]  {r.lat:.5f}, {r.lon:.5f}{how}")
             console.print(f"[bold]place[/bold]        {escape(_place_line(r.place))}")
         else:
             console.print("[bold]coordinates[/bold]  [yellow]none[/yellow]")
+        c = r.consensus
+        if c:
+            within = f"{c['agreement_25km']:.0%}" if c.get("agreement_25km") is not None else "-"
+            country = f"{c['country_agreement']:.0%}" if c.get("country_agreement") is not None else "-"
+            radius = f"{c['radius_km']:,.0f} km" if c.get("radius_km") is not None else "-"
+            console.print(
+                f"[bold]agreement[/bold]    {c['method']} of {c['n_samples']} samples ({c['n_located']} placed): "
+                f"{within} within 25 km, {country} name its country, radius {radius}"
+            )
         if r.exif_gps is not None:
             gps = f"{r.exif_gps[0]:.5f}, {r.exif_gps[1]:.5f}"
             err = f"{r.error_km:,.1f} km" if r.error_km is not None else "n/a (no predicted coordinates)"
@@ -82,7 +93,27 @@ def locate_cmd(
         int | None, typer.Option(help="Resize images to at most this many pixels (aspect kept).")
     ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 512,
-    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    temperature: Annotated[
+        float, typer.Option(help="0 = greedy; --samples K > 1 needs > 0 (e.g. 0.7).")
+    ] = 0.0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling (with --temperature > 0).")] = 1.0,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            min=1,
+            help="Self-consistency: sample K answers per photo in one call and report the one "
+            "--aggregate chooses, with how much the K agree (a confidence).",
+        ),
+    ] = 1,
+    aggregate: Annotated[
+        str,
+        typer.Option(
+            "--aggregate",
+            help="medoid | geomedian | vote: how K samples become one answer (see eval --help).",
+        ),
+    ] = "medoid",
+    seed: Annotated[int | None, typer.Option(help="Sampling seed (with --temperature > 0).")] = None,
     batch_size: Annotated[int, typer.Option(help="Micro-batch size (hf).")] = 8,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON array instead of text.")] = False,
 ) -> None:
@@ -97,7 +128,10 @@ def locate_cmd(
     - a model folder, in process: `georeason locate photo.jpg --model runs/demo/grpo`
     - a running `georeason serve` or any OpenAI-compatible server:
       `georeason locate photo.jpg --backend openai --base-url http://127.0.0.1:8000/v1`
+    - eight sampled chains, the majority place and its agreement:
+      `georeason locate photo.jpg --model runs/demo/grpo --samples 8 --temperature 0.7 --aggregate vote`
     """
+    from georeason.consensus import AGGREGATORS
     from georeason.infer.base import BACKENDS, get_backend
     from georeason.infer.locate import locate
     from georeason.protocols import PROTOCOLS
@@ -121,6 +155,16 @@ def locate_cmd(
         if model == "auto":
             raise typer.BadParameter("--model is required with --backend hf (a model folder or hub id)")
         options.update(max_pixels=max_pixels, batch_size=batch_size)
+    if aggregate not in AGGREGATORS:
+        raise typer.BadParameter(
+            f"unknown aggregation {aggregate!r}; choose one of {', '.join(AGGREGATORS)}",
+            param_hint="--aggregate",
+        )
+    if samples > 1 and temperature == 0:
+        raise typer.BadParameter(
+            f"{samples} samples need --temperature > 0 (e.g. 0.7): greedy decoding gives one answer",
+            param_hint="--samples",
+        )
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
         what = "no such image file" if len(missing) == 1 else f"{len(missing)} image files do not exist"
@@ -141,6 +185,10 @@ def locate_cmd(
             max_pixels=max_pixels,
             max_new_tokens=max_new_tokens,
             temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            samples=samples,
+            aggregate=aggregate,
         )
     finally:
         engine.close()

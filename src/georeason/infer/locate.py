@@ -44,6 +44,11 @@ class LocateResult:
     error_km: float | None = None  # great-circle distance prediction -> EXIF fix
     warnings: list[str] = field(default_factory=list)  # parse / geocoding problems
     seconds: float | None = None
+    # With K > 1 samples: how they were reduced and how much they agree (georeason.consensus):
+    # method, n_samples, n_located, index (the chosen sample), lat, lon, agreement_25km,
+    # country_agreement, radius_km; and every sampled completion.
+    consensus: dict[str, Any] | None = None
+    samples: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -128,9 +133,15 @@ def resolve_place(pred: Any) -> tuple[float | None, float | None, str | None, An
     return None, None, None, None, warnings
 
 
-def finish(result: LocateResult, response: Response) -> LocateResult:
-    """Parse the completion, resolve the place and score against the EXIF fix."""
-    from georeason.geo import haversine_km
+def finish(result: LocateResult, response: Response, *, aggregate: str = "medoid") -> LocateResult:
+    """Parse the completion, resolve the place and score against the EXIF fix.
+
+    A response holding K > 1 samples is reduced by :func:`georeason.consensus.aggregate`
+    (``aggregate``): the reported answer and chain are the chosen sample's, the point the
+    consensus point, and ``consensus`` says how much the samples agree.
+    """
+    from georeason.consensus import aggregate as reduce_samples
+    from georeason.geo import haversine_km, reverse_geocode
     from georeason.protocols import get_protocol
 
     result.seconds = response.seconds
@@ -138,12 +149,28 @@ def finish(result: LocateResult, response: Response) -> LocateResult:
         result.error = response.error or "the backend returned no text"
         return result
     result.ok = True
-    result.answer = response.text
-    pred = get_protocol(result.protocol).parse(response.text)
+    protocol = get_protocol(result.protocol)
+    text = response.text
+    consensus = None
+    if response.samples:
+        consensus = reduce_samples([protocol.parse(t) for t in response.samples], aggregate)
+        result.samples = list(response.samples)
+        result.consensus = consensus.to_dict()
+        text = response.samples[consensus.index or 0]
+    result.answer = text
+    pred = protocol.parse(text)
     result.prediction = pred.to_dict()
     result.reasoning = pred.reasoning
     result.warnings.extend(pred.errors)
     lat, lon, how, place, warnings = resolve_place(pred)
+    if (
+        consensus is not None
+        and consensus.lat is not None
+        and consensus.lon is not None
+        and (consensus.lat, consensus.lon) != (lat, lon)  # the geometric median's own point
+    ):
+        lat, lon, how = consensus.lat, consensus.lon, f"consensus:{consensus.method}"
+        place = reverse_geocode(lat, lon)
     result.warnings.extend(warnings)
     result.lat, result.lon, result.coordinates_from = lat, lon, how
     result.place = place.to_dict() if place is not None else None
@@ -162,13 +189,29 @@ def locate(
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int | None = None,
+    samples: int = 1,
+    aggregate: str = "medoid",
 ) -> list[LocateResult]:
-    """Locate each image; one result per source, in order (failures included)."""
+    """Locate each image; one result per source, in order (failures included).
+
+    ``samples`` K > 1 draws K answers per image in one backend call (needs ``temperature
+    > 0``) and reports the one ``aggregate`` chooses, with the samples' agreement.
+    """
+    from georeason.consensus import AGGREGATORS
+
+    if aggregate not in AGGREGATORS:
+        raise ValueError(f"unknown aggregation {aggregate!r}; choose one of {', '.join(AGGREGATORS)}")
     prepared = [prepare(s, protocol, request_id=str(i), max_pixels=max_pixels) for i, s in enumerate(sources)]
     requests = [req for _, req in prepared if req is not None]
+    sampling = {"n": samples} if samples > 1 else {}
     responses = (
         backend.generate(
-            requests, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+            requests,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            **sampling,
         )
         if requests
         else []
@@ -180,6 +223,6 @@ def locate(
             resp = by_id.get(str(i)) or Response(
                 id=str(i), text=None, error="the backend returned no response"
             )
-            finish(result, resp)
+            finish(result, resp, aggregate=aggregate)
         out.append(result)
     return out
