@@ -283,7 +283,8 @@ def test_413_on_declared_and_chunked_bodies(client: httpx.Client) -> None:
         ({"messages": []}, "messages"),
         ({"max_tokens": 3}, "messages"),
         ({"messages": [{"role": "robot", "content": "hi"}]}, "role"),
-        ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, "n=1"),
+        ({"messages": [{"role": "user", "content": "hi"}], "n": 2, "temperature": 0}, "temperature > 0"),
+        ({"messages": [{"role": "user", "content": "hi"}], "n": 33}, "n"),
         ({"messages": [{"role": "user", "content": "hi"}], "stream": True}, "stream"),
         ({"messages": [{"role": "user", "content": "hi"}], "temperature": 5}, "temperature"),
         ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}, "max_tokens"),
@@ -363,9 +364,40 @@ def test_locate_endpoint(client: httpx.Client) -> None:
     assert r.status_code == 200 and r.json()["protocol"] == "globe" and r.json()["exif_gps"] is None
 
 
+def test_n_samples_in_one_request_end_to_end(server: Any, client: httpx.Client) -> None:
+    # The openai backend against georeason serve: K sampled chains in one HTTP request.
+    from georeason.infer.base import Request as InferRequest
+    from georeason.protocols import get_protocol
+
+    backend = get_backend("openai", "tiny", base_url=server.url + "/v1", timeout=60.0)
+    try:
+        msgs = get_protocol("geor").messages()
+        (resp,) = backend.generate(
+            [InferRequest(id="a", image=_images(1, seed=4)[0], messages=msgs)],
+            max_new_tokens=8,
+            temperature=1.0,
+            n=4,
+        )
+    finally:
+        backend.close()
+    assert resp.ok and len(resp.samples) == 4 and len(set(resp.samples)) > 1
+    photo = _jpeg(_images(1, seed=8)[0], gps_exif(35.6812, 139.7671))
+    r = client.post(
+        "/v1/locate",
+        files={"image": ("tokyo.jpg", photo, "image/jpeg")},
+        data={"max_tokens": "8", "samples": "3", "temperature": "1.0", "aggregate": "geomedian"},
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert len(out["samples"]) == 3 and out["consensus"]["n_samples"] == 3
+    assert out["consensus"]["method"] == "geomedian"
+
+
 @pytest.mark.parametrize(
     ("files", "data", "fragment"),
     [
+        ({"image": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}, {"samples": "3"}, "temperature > 0"),
+        ({"image": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}, {"aggregate": "mean"}, "aggregate"),
         ({"image": ("notes.txt", b"not an image at all", "text/plain")}, {}, "not an image"),
         ({"image": ("a.jpg", b"", "image/jpeg")}, {}, "empty"),
         ({"image": ("a.jpg", b"\xff\xd8\xff", "image/jpeg")}, {"protocol": "nope"}, "unknown protocol"),

@@ -8,14 +8,16 @@ Endpoints
 - ``POST /v1/chat/completions``: the subset the ``openai`` backend (and GLOBE's
   judge) uses — messages with text and ``image_url`` parts holding ``data:``
   URLs (at most one image per request), ``max_tokens`` /
-  ``max_completion_tokens``, ``temperature``, ``top_p``, ``seed``, ``n=1``,
+  ``max_completion_tokens``, ``temperature``, ``top_p``, ``seed``, ``n`` (<= 32 samples,
+  one generate call),
   ``stop``, ``logprobs`` / ``top_logprobs`` (<= 20), and vLLM's ``min_tokens``.
-  Unknown fields are ignored, as OpenAI-compatible servers do; ``stream=true``,
-  ``n>1``, remote image URLs are refused with 422.
+  Unknown fields are ignored, as OpenAI-compatible servers do; ``stream=true``
+  and remote image URLs are refused with 422.
 - ``POST /v1/locate``: multipart form with ``image`` (the file) and optional
-  ``protocol``, ``max_tokens``, ``temperature``; answers the reasoning chain,
-  the parsed answer, the gazetteer place, coordinates and, when the photo has
-  EXIF GPS, the error in km (see :class:`georeason.infer.locate.LocateResult`).
+  ``protocol``, ``max_tokens``, ``temperature``, ``samples`` and ``aggregate``
+  (self-consistency, :mod:`georeason.consensus`); answers the reasoning chain,
+  the parsed answer, the gazetteer place, coordinates, the samples' agreement and,
+  when the photo has EXIF GPS, the error in km (see :class:`georeason.infer.locate.LocateResult`).
 - ``GET /v1/models``, ``GET /health`` (model name, ready, in-flight count), ``GET /`` (an upload page).
 
 Limits
@@ -63,6 +65,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -81,6 +84,7 @@ from georeason.serve.limits import PromptCounter, model_max_pixels
 logger = logging.getLogger("georeason.serve")
 
 MAX_TOP_LOGPROBS = 20
+MAX_SAMPLES = 32  # n / samples per request: self-consistency rarely gains past 16
 #: the seed range every backend accepts (torch.manual_seed, vLLM): a signed 64-bit integer
 SEED_RANGE = (-(2**63), 2**63 - 1)
 #: default cap on prompt tokens (text + image), lowered to the model's context when that is smaller
@@ -133,18 +137,11 @@ class ChatCompletionRequest(BaseModel):
     temperature: float = Field(default=1.0, ge=0.0, le=2.0, allow_inf_nan=False)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
-    n: int = Field(default=1, ge=1)
+    n: int = Field(default=1, ge=1, le=MAX_SAMPLES)
     stop: str | list[str] | None = None
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
     stream: bool = False
-
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, v: int) -> int:
-        if v != 1:
-            raise ValueError("only n=1 is supported; send several requests for several samples")
-        return v
 
     @field_validator("stream")
     @classmethod
@@ -654,6 +651,10 @@ def create_app(
         if body.model and body.model != name:
             raise ApiError(422, f"model: this server serves {name!r}, not {body.model!r}", "model")
         want_logprobs = body.logprobs or body.top_logprobs is not None
+        if body.n > 1 and body.temperature == 0:
+            raise ApiError(422, f"n: {body.n} samples need a temperature > 0 (greedy gives one answer)", "n")
+        if body.n > 1 and want_logprobs:
+            raise ApiError(422, "logprobs: not supported with n > 1", "logprobs")
         if want_logprobs and not supports_logprobs:
             raise ApiError(
                 422, f"logprobs: backend {backend.name!r} does not return log-probabilities", "logprobs"
@@ -686,30 +687,36 @@ def create_app(
                 settings["min_new_tokens"] = min(body.min_tokens, max_tokens)
             if want_logprobs:
                 settings["top_logprobs"] = body.top_logprobs or 0
+            if body.n > 1:
+                settings["n"] = body.n  # one generate call: the prompt is encoded once for the n
             resp = await run(slot, request, settings)
         finally:
             release(slot)
-        text = check_response(resp)
-        finish_reason = resp.extra.get("finish_reason") or "stop"
-        if body.stop:
-            stops = [body.stop] if isinstance(body.stop, str) else body.stop
-            cuts = [text.find(s) for s in stops if s and s in text]
-            if cuts:
-                text, finish_reason = text[: min(cuts)], "stop"
+        check_response(resp)
+        choices: list[dict[str, Any]] = []
+        for index, text in enumerate(resp.texts):
+            finish_reason = resp.extra.get("finish_reason") or "stop"
+            if body.stop:
+                stops = [body.stop] if isinstance(body.stop, str) else body.stop
+                cuts = [text.find(s) for s in stops if s and s in text]
+                if cuts:
+                    text, finish_reason = text[: min(cuts)], "stop"
+            choices.append(
+                {
+                    "index": index,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish_reason,
+                    "logprobs": {"content": resp.extra.get("logprobs", [])} if want_logprobs else None,
+                }
+            )
         prompt_tokens = int(resp.extra.get("prompt_tokens") or 0)
         completion_tokens = int(resp.extra.get("completion_tokens") or 0)
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": finish_reason,
-            "logprobs": {"content": resp.extra.get("logprobs", [])} if want_logprobs else None,
-        }
         return {
             "id": f"chatcmpl-{request.id}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": name,
-            "choices": [choice],
+            "choices": choices,
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
@@ -722,7 +729,13 @@ def create_app(
         return await until_disconnected(http, chat(body))
 
     async def locate(
-        data: bytes, filename: str, protocol: str, max_tokens: int, temperature: float
+        data: bytes,
+        filename: str,
+        protocol: str,
+        max_tokens: int,
+        temperature: float,
+        samples: int = 1,
+        aggregate: str = "medoid",
     ) -> dict[str, Any]:
         from georeason.infer.locate import finish, prepare
 
@@ -739,16 +752,20 @@ def create_app(
             )
             if request is None:
                 raise ApiError(422, f"image: {result.error}", "image")
-            resp = await run(
-                slot,
-                request,
-                {"max_new_tokens": max_tokens, "temperature": temperature, "top_p": 1.0, "seed": None},
-            )
+            settings: dict[str, Any] = {
+                "max_new_tokens": max_tokens,
+                "temperature": temperature,
+                "top_p": 1.0,
+                "seed": None,
+            }
+            if samples > 1:
+                settings["n"] = samples
+            resp = await run(slot, request, settings)
         finally:
             release(slot)
         if resp.text is None:
             check_response(resp)
-        result = await run_in_threadpool(finish, result, resp)
+        result = await run_in_threadpool(partial(finish, aggregate=aggregate), result, resp)
         return result.to_dict()
 
     @app.post("/v1/locate")
@@ -758,7 +775,17 @@ def create_app(
         protocol: Annotated[str, Form()] = default_protocol,
         max_tokens: Annotated[int, Form(ge=1)] = default_max_tokens,
         temperature: Annotated[float, Form(ge=0.0, le=2.0, allow_inf_nan=False)] = 0.0,
+        samples: Annotated[int, Form(ge=1, le=MAX_SAMPLES)] = 1,
+        aggregate: Annotated[str, Form()] = "medoid",
     ) -> dict[str, Any]:
+        from georeason.consensus import AGGREGATORS
+
+        if aggregate not in AGGREGATORS:
+            raise ApiError(
+                422, f"aggregate: unknown {aggregate!r}; choose one of {', '.join(AGGREGATORS)}", "aggregate"
+            )
+        if samples > 1 and temperature == 0:
+            raise ApiError(422, f"samples: {samples} samples need a temperature > 0", "samples")
         if protocol not in PROTOCOLS:
             raise ApiError(
                 422,
@@ -773,7 +800,8 @@ def create_app(
             )
         data = await image.read()
         return await until_disconnected(
-            http, locate(data, image.filename or "upload", protocol, max_tokens, temperature)
+            http,
+            locate(data, image.filename or "upload", protocol, max_tokens, temperature, samples, aggregate),
         )
 
     @app.get("/", response_class=HTMLResponse)
