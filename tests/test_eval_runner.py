@@ -502,3 +502,42 @@ def test_samples_need_a_temperature_and_a_known_aggregate() -> None:
 def test_greedy_runs_keep_their_identity() -> None:
     # Runs made before self-consistency existed must still resume: no new identity keys.
     assert "samples" not in _config().identity()
+
+
+def test_sampled_run_report_has_confidence_tables_and_plot(tmp_path: Path) -> None:
+    from georeason.eval.report import write_report
+
+    # Per image, 4 samples: some unanimous and right, some split with the right answer in the majority.
+    answers: dict[str, list[str]] = {}
+    for k, (country, city) in CITIES.items():
+        right = globe(country, city)
+        answers[k] = (
+            [right] * 4 if int(k[-1]) % 2 == 0 else [right, right, globe("Spain", "Madrid"), "no idea"]
+        )
+    book = SampleBook(answers)
+    config = _config(limit=6, samples=4, aggregate="medoid", temperature=0.7, backend="samplebook")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_eval(config, tmp_path, backend=book, plots=False, n_bootstrap=0)
+        report = write_report(tmp_path, plots=True, n_bootstrap=0)
+    conf = report["confidence"]
+    assert conf["method"] == "medoid" and conf["n_samples"] == 4
+    assert [c["coverage"] for c in conf["coverage"]] == pytest.approx([k / 10 for k in range(1, 11)])
+    confs = [b["confidence"] for b in conf["deciles"] if b["confidence"] is not None]
+    assert confs == sorted(confs)  # least to most sure
+    assert (
+        report["plots"]["confidence"] == "confidence.png" and (tmp_path / "confidence.png").stat().st_size > 0
+    )
+    md = (tmp_path / "report.md").read_text()
+    assert "## Confidence (self-consistency)" in md and "coverage %" in md
+
+
+def test_greedy_report_has_no_confidence(tmp_path: Path) -> None:
+    from georeason.eval.report import write_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _run(tmp_path, _book(), limit=3)
+        report = write_report(tmp_path, plots=False, n_bootstrap=0)
+    assert report["confidence"] is None
+    assert "Confidence" not in (tmp_path / "report.md").read_text()

@@ -829,6 +829,45 @@ def compute_metrics(
     )
 
 
+def confidence_curves(
+    distance_km: ArrayLike, confidence: ArrayLike, *, threshold_km: float = 25.0, bins: int = 10
+) -> dict[str, Any]:
+    """How accuracy follows a per-image confidence: by confidence bin and by coverage.
+
+    ``deciles``: the images sorted by confidence (ties keep their order) and cut into
+    ``bins`` equal groups (least to most confident), each with its mean confidence and
+    acc@``threshold_km`` — a calibrated confidence lies on the diagonal. ``coverage``: acc@``threshold_km`` over the
+    most confident X % of images, X = 10, 20, … 100 — what answering only when sure buys.
+    Images without a prediction count as misses; without a confidence, as the least sure.
+
+    >>> c = confidence_curves([5, 10, 900, 1000], [1.0, 0.75, 0.5, 0.25], bins=2)
+    >>> [(b["confidence"], b["accuracy"]) for b in c["deciles"]], c["coverage"][4]
+    ([(0.375, 0.0), (0.875, 1.0)], {'coverage': 0.5, 'n': 2, 'accuracy': 1.0})
+    """
+    d = np.asarray(distance_km, dtype=np.float64).reshape(-1)
+    conf = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    if d.shape != conf.shape:
+        raise ValueError(f"distance_km has {d.size} values, confidence {conf.size}")
+    hit = np.nan_to_num(d, nan=np.inf) <= threshold_km
+    order = np.argsort(-np.nan_to_num(conf, nan=-np.inf), kind="stable")
+    deciles = []
+    for part in np.array_split(order, min(bins, len(order))) if len(order) else []:
+        c = conf[part]
+        deciles.append(
+            {
+                "n": len(part),
+                "confidence": float(np.nanmean(c)) if np.isfinite(c).any() else None,
+                "accuracy": float(hit[part].mean()),
+            }
+        )
+    coverage = []
+    for k in range(1, 11):
+        n = math.ceil(len(order) * k / 10)
+        top = order[:n]
+        coverage.append({"coverage": k / 10, "n": int(n), "accuracy": float(hit[top].mean()) if n else None})
+    return {"threshold_km": float(threshold_km), "deciles": deciles[::-1], "coverage": coverage}
+
+
 __all__ = [
     "DEFAULT_N_BOOTSTRAP",
     "DEFAULT_THRESHOLDS_KM",
@@ -840,6 +879,7 @@ __all__ = [
     "LevelAccuracy",
     "Summary",
     "compute_metrics",
+    "confidence_curves",
     "geoscore",
     "valid_coordinates",
 ]

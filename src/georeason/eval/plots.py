@@ -396,4 +396,54 @@ def plot_reward_curve(
     return _save(fig, path)
 
 
-__all__ = ["plot_error_cdf", "plot_reward_curve", "plot_world_map", "plot_world_maps", "world_outlines"]
+def plot_confidence(
+    curves: Mapping[str, Any], path: str | os.PathLike[str], *, title: str | None = None
+) -> Path:
+    """Two panels from :func:`georeason.eval.metrics.confidence_curves`: reliability (mean
+    confidence of each bin against its accuracy, the diagonal = calibrated) and coverage
+    (accuracy over the most confident X % of images)."""
+    thr = f"{curves['threshold_km']:g} km"
+    fig = _figure(10.0, 4.0)
+    rel, cov = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    bins = [b for b in curves["deciles"] if b["confidence"] is not None]
+    rel.plot([0, 1], [0, 1], color="#7f7f7f", lw=1, ls="--", label="calibrated")
+    rel.plot(
+        [b["confidence"] for b in bins],
+        [b["accuracy"] for b in bins],
+        marker="o",
+        color=_COLORS[0],
+        label="bins of equal size",
+    )
+    rel.set_xlim(0, 1.02)
+    rel.set_ylim(0, 1.02)
+    rel.set_xlabel("confidence: share of samples within 25 km of the answer")
+    rel.set_ylabel(f"accuracy within {thr}")
+    rel.set_title("Reliability", fontsize=10)
+    rel.legend(fontsize=8, frameon=False, loc="upper left")
+    points = [c for c in curves["coverage"] if c["accuracy"] is not None]
+    cov.plot(
+        [100 * c["coverage"] for c in points],
+        [100 * c["accuracy"] for c in points],
+        marker="o",
+        color=_COLORS[1],
+    )
+    cov.set_xlim(0, 102)
+    cov.set_ylim(0, 102)
+    cov.set_xlabel("coverage: % of images answered, most confident first")
+    cov.set_ylabel(f"% within {thr} among them")
+    cov.set_title("Coverage", fontsize=10)
+    for ax in (rel, cov):
+        ax.grid(True, alpha=0.25)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+__all__ = [
+    "plot_confidence",
+    "plot_error_cdf",
+    "plot_reward_curve",
+    "plot_world_map",
+    "plot_world_maps",
+    "world_outlines",
+]

@@ -52,6 +52,7 @@ REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 CDF_PNG = "error_cdf.png"
 MAP_PNG = "world_map.png"
+CONFIDENCE_PNG = "confidence.png"
 LEVELS = ("continent", "country", "admin1", "city")
 _LABEL_KEYS = ("continent", "country_code", "country", "admin1", "city")
 NAMING_PROTOCOLS = frozenset({"geor", "geor_continent", "globe"})
@@ -236,6 +237,32 @@ def _consistency(df: pd.DataFrame, protocol: str) -> dict[str, Any]:
     return out
 
 
+def _confidence(
+    df: pd.DataFrame, tlat: np.ndarray, tlon: np.ndarray, plat: np.ndarray, plon: np.ndarray
+) -> dict[str, Any] | None:
+    """Accuracy by self-consistency confidence (runs with ``--samples K``), else None."""
+    if "consensus" not in df:
+        return None
+    from georeason.eval.metrics import confidence_curves
+    from georeason.geo import haversine_km
+
+    cons = [c if isinstance(c, Mapping) else {} for c in df["consensus"].tolist()]
+    if not any(cons):
+        return None
+    agree = _num([c.get("agreement_25km") for c in cons])
+    radius = _num([c.get("radius_km") for c in cons])
+    d = np.asarray(haversine_km(tlat, tlon, plat, plon), dtype=float)
+    out = confidence_curves(d, agree)
+    out.update(
+        measure="agreement_25km",
+        method=next((c.get("method") for c in cons if c.get("method")), None),
+        n_samples=int(np.nanmax(_num([c.get("n_samples") for c in cons]))),
+        median_agreement=float(np.nanmedian(agree)) if np.isfinite(agree).any() else None,
+        median_radius_km=float(np.nanmedian(radius)) if np.isfinite(radius).any() else None,
+    )
+    return out
+
+
 def build_report(
     records: Sequence[Mapping[str, Any]],
     *,
@@ -339,6 +366,7 @@ def build_report(
         published, ref_error = [], str(e)
 
     n_expected = bench.get("n_evaluated")
+    confidence = _confidence(df, tlat, tlon, plat, plon)
     report: dict[str, Any] = {
         "run": {
             "benchmark": config.get("benchmark") or bench.get("name"),
@@ -348,6 +376,8 @@ def build_report(
             "protocol": protocol,
             "max_new_tokens": config.get("max_new_tokens"),
             "temperature": config.get("temperature"),
+            "samples": config.get("samples", 1),
+            "aggregate": config.get("aggregate") if (config.get("samples") or 1) > 1 else None,
             "geocode_names": config.get("geocode_names"),
             "benchmark_notes": bench.get("notes", []),
             "started": run_info.get("started"),
@@ -364,6 +394,7 @@ def build_report(
             "from_coordinates": {k: v.to_dict() for k, v in coord_metrics.hierarchy.items()},
         },
         "consistency": _consistency(df, protocol),
+        "confidence": confidence,
         "failures": {
             "total": int(sum(kinds.values())),
             "by_kind": {k: int(kinds.get(k, 0)) for k in ("image", "backend", "parse")},
@@ -589,6 +620,39 @@ def render_markdown(report: Mapping[str, Any], *, images: Mapping[str, str] | No
         )
     out.append("")
 
+    conf = report.get("confidence")
+    if conf:
+        radius = conf["median_radius_km"]
+        radius_text = "—" if radius is None else f"{radius:,.0f} km"
+        out += [
+            "## Confidence (self-consistency)",
+            "",
+            f"{conf['n_samples']} samples per image, reduced by `{conf['method']}`. Confidence = the share of "
+            f"samples within 25 km of the chosen answer (median {_fmt_pct(conf['median_agreement'])} %; "
+            f"median uncertainty radius {radius_text}).",
+            "",
+            _table(
+                [
+                    "confidence bin (least → most sure)",
+                    "n",
+                    "mean confidence",
+                    f"acc@{conf['threshold_km']:g} km",
+                ],
+                [
+                    [str(i + 1), b["n"], _fmt_pct(b["confidence"]), _fmt_pct(b["accuracy"])]
+                    for i, b in enumerate(conf["deciles"])
+                ],
+            ),
+            "",
+            "Answering only the most confident images:",
+            "",
+            _table(
+                ["coverage %", "n", f"acc@{conf['threshold_km']:g} km"],
+                [[f"{100 * c['coverage']:.0f}", c["n"], _fmt_pct(c["accuracy"])] for c in conf["coverage"]],
+            ),
+            "",
+        ]
+
     if fails["total"]:
         out += ["## Failures", ""]
         for kind, exs in fails["examples"].items():
@@ -658,7 +722,7 @@ def _plots(out: Path, records: Sequence[Mapping[str, Any]], report: Mapping[str,
     import logging
 
     try:
-        from georeason.eval.plots import plot_error_cdf, plot_world_map
+        from georeason.eval.plots import plot_confidence, plot_error_cdf, plot_world_map
     except ImportError as e:  # pragma: no cover - matplotlib missing
         logging.getLogger("georeason.eval").warning("no plots: %s", e)
         return {}
@@ -679,6 +743,11 @@ def _plots(out: Path, records: Sequence[Mapping[str, Any]], report: Mapping[str,
             tlat, tlon, plat, plon, out / MAP_PNG, title=f"Predictions vs truth — {run.get('benchmark')}"
         )
         images["world map"] = MAP_PNG
+        if report.get("confidence"):
+            plot_confidence(
+                report["confidence"], out / CONFIDENCE_PNG, title=f"Self-consistency — {run.get('benchmark')}"
+            )
+            images["confidence"] = CONFIDENCE_PNG
     except ImportError as e:  # matplotlib not installed: the report stays useful without PNGs
         logging.getLogger("georeason.eval").warning("no plots (%s); pip install matplotlib", e)
     return images
