@@ -5,6 +5,9 @@
 2. ``openai`` against ``georeason serve`` started here on loopback (max-concurrency 8):
    client concurrency 8 vs concurrency 1 (anchor). The server batches concurrent
    requests, so concurrency turns into batch size on the model.
+3. ``hf`` self-consistency: K samples per image in one call (``n=K``: the prompt and
+   the image are encoded once, the K rows decode together) vs K separate calls on the
+   same images (anchor), answers per second (target: more than 1x).
 
 Every request generates exactly ``--max-new-tokens`` tokens (greedy; end-of-sequence
 masked via ``min_new_tokens`` / vLLM's ``min_tokens``), so the work is identical in
@@ -102,6 +105,34 @@ def bench_hf(model: str, n: int, tokens: int, repeats: int, device: str, big_bat
     return r
 
 
+def bench_samples(model: str, n: int, tokens: int, repeats: int, device: str, k: int) -> dict[str, Any]:
+    from georeason.infer.hf import HFBackend
+
+    backend = HFBackend(model, batch_size=n, device=device)
+    requests = _requests(n)
+    settings = {"max_new_tokens": tokens, "min_new_tokens": tokens, "temperature": 0.7}
+
+    def separate() -> int:
+        answers = 0
+        for seed in range(k):
+            out = backend.generate(requests, seed=seed, **settings)
+            assert all(r.ok for r in out), [r.error for r in out if not r.ok]
+            answers += len(out)
+        return answers
+
+    def together() -> int:
+        out = backend.generate(requests, seed=0, n=k, **settings)
+        assert all(r.ok and len(r.samples) == k for r in out), [r.error for r in out if not r.ok]
+        return sum(len(r.samples) for r in out)
+
+    r = _paired(separate, together, repeats)
+    backend.close()
+    print(f"hf  {k} separate calls : {r['anchor']:8.2f} answers/s  (runs: {_fmt(r['runs']['anchor'])})")
+    print(f"hf  one call, n={k}    : {r['arm']:8.2f} answers/s  (runs: {_fmt(r['runs']['arm'])})")
+    print(f"hf  ratio n={k} / {k} calls: {r['ratio']:.2f}x  (per pair: {_fmt(r['ratios'])}; target > 1x)")
+    return r
+
+
 def bench_openai(
     model: str, n: int, tokens: int, repeats: int, device: str, concurrency: int
 ) -> dict[str, Any]:
@@ -155,8 +186,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=16, help="the batched arm's micro-batch size")
     ap.add_argument("--concurrency", type=int, default=8, help="the concurrent arm's client concurrency")
+    ap.add_argument("--samples", type=int, default=8, help="K of the self-consistency arm")
     ap.add_argument("--skip-hf", action="store_true")
     ap.add_argument("--skip-openai", action="store_true")
+    ap.add_argument("--skip-samples", action="store_true")
     a = ap.parse_args()
 
     import torch
@@ -177,6 +210,8 @@ def main() -> None:
             bench_hf(model, a.images, a.max_new_tokens, a.repeats, a.device, a.batch)
         if not a.skip_openai:
             bench_openai(model, a.images, a.max_new_tokens, a.repeats, a.device, a.concurrency)
+        if not a.skip_samples:
+            bench_samples(model, a.images, a.max_new_tokens, a.repeats, a.device, a.samples)
 
 
 if __name__ == "__main__":
