@@ -613,34 +613,13 @@ def test_killed_distill_resumes_without_loss_or_duplicates(
 # ---------------------------------------------------------------------------
 
 
-def _tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Qwen2.5-VL with weights redrawn at std 0.1 (same folder as tests/test_infer.py)."""
-    torch = pytest.importorskip("torch")
-    root = tmp_path_factory.getbasetemp() / "georeason-tiny-backends"
-    ready = root / "READY"
-    if not ready.exists():
-        from georeason.models import build_tiny_vlm, default_corpus, load_model
-
-        base = build_tiny_vlm(root / "base", corpus=default_corpus(max_places=2000, answers_per_protocol=200))
-        model, processor = load_model(base)
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.dim() >= 2:
-                    p.normal_(0.0, 0.1, generator=gen)
-        model.save_pretrained(root / "model")
-        processor.save_pretrained(root / "model")
-        ready.touch()
-    return root / "model"
-
-
 @pytest.mark.slow
 def test_distill_with_tiny_model_teachers(
     world: Path,
     rows: list[dict[str, Any]],
     server: tuple[str, FixedAnswers],
     tmp_path: Path,
-    tmp_path_factory: pytest.TempPathFactory,
+    tiny_backend_model: Path,
 ) -> None:
     """Three teachers: the fixed "truth" server, the tiny VLM served by `georeason serve`
     (a real process, openai backend) and the tiny VLM in process (hf backend)."""
@@ -648,7 +627,7 @@ def test_distill_with_tiny_model_teachers(
     from georeason.serve.process import ServeProcess
 
     url, _ = server
-    model_dir = _tiny_model_dir(tmp_path_factory)
+    model_dir = tiny_backend_model
     args = ["--served-model-name", "tiny", "--device", "cpu", "--max-concurrency", "8"]
     with ServeProcess(model_dir, args=args, env={"HF_HUB_OFFLINE": "1"}) as proc:
         teachers = [*_teachers(url, "truth"), f"served=openai:{proc.base_url}:tiny", f"local=hf:{model_dir}"]

@@ -30,34 +30,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Qwen2.5-VL with its weights redrawn at std 0.1, built once per test session.
-
-    At the factory's init scale (std 0.02) a random model prints one token forever,
-    whatever the image; larger weights make its greedy output depend on the input,
-    so "batched == one by one" compares different texts, not "\\n" with "\\n".
-    """
-    root = tmp_path_factory.getbasetemp() / "georeason-tiny-backends"
-    ready = root / "READY"
-    if not ready.exists():
-        from georeason.models import build_tiny_vlm, default_corpus, load_model
-
-        base = build_tiny_vlm(root / "base", corpus=default_corpus(max_places=2000, answers_per_protocol=200))
-        model, processor = load_model(base)
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.dim() >= 2:
-                    p.normal_(0.0, 0.1, generator=gen)
-        model.save_pretrained(root / "model")
-        processor.save_pretrained(root / "model")
-        ready.touch()
-    return root / "model"
-
-
 @pytest.fixture(scope="module")
-def hf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    backend = get_backend("hf", str(tiny_model_dir(tmp_path_factory)), batch_size=8, device="cpu")
+def hf(tiny_backend_model: Path) -> Iterator[Any]:
+    backend = get_backend("hf", str(tiny_backend_model), batch_size=8, device="cpu")
     yield backend
     backend.close()
 

@@ -253,34 +253,8 @@ def test_bad_options() -> None:
     assert p.returncode == 2 and "unknown protocol" in p.stderr
 
 
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Qwen2.5-VL with weights redrawn at std 0.1, built once per session
-    (same folder as tests/test_infer.py and tests/test_serve.py)."""
-    import torch
-
-    root = tmp_path_factory.getbasetemp() / "georeason-tiny-backends"
-    ready = root / "READY"
-    if not ready.exists():
-        from georeason.models import build_tiny_vlm, default_corpus, load_model
-
-        base = build_tiny_vlm(root / "base", corpus=default_corpus(max_places=2000, answers_per_protocol=200))
-        model, processor = load_model(base)
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.dim() >= 2:
-                    p.normal_(0.0, 0.1, generator=gen)
-        model.save_pretrained(root / "model")
-        processor.save_pretrained(root / "model")
-        ready.touch()
-    return root / "model"
-
-
-def test_hf_backend_with_the_tiny_model(
-    tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Path]
-) -> None:
-    pytest.importorskip("torch")
-    model = tiny_model_dir(tmp_path_factory)
+def test_hf_backend_with_the_tiny_model(tiny_backend_model: Path, photos: dict[str, Path]) -> None:
+    model = tiny_backend_model
     p = run_locate(
         str(photos["gps"]),
         str(photos["bad"]),

@@ -35,29 +35,9 @@ pytest.importorskip("fastapi")
 LONG = {"max_tokens": 1500, "min_tokens": 1500}
 
 
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny Qwen2.5-VL of tests/test_serve.py (same folder, same recipe: built once a session)."""
-    root = tmp_path_factory.getbasetemp() / "georeason-tiny-backends"
-    ready = root / "READY"
-    if not ready.exists():
-        from georeason.models import build_tiny_vlm, default_corpus, load_model
-
-        base = build_tiny_vlm(root / "base", corpus=default_corpus(max_places=2000, answers_per_protocol=200))
-        model, processor = load_model(base)
-        gen = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.dim() >= 2:
-                    p.normal_(0.0, 0.1, generator=gen)
-        model.save_pretrained(root / "model")
-        processor.save_pretrained(root / "model")
-        ready.touch()
-    return root / "model"
-
-
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model_dir(tmp_path_factory)
+def model_dir(tiny_backend_model: Path) -> Path:
+    return tiny_backend_model
 
 
 def _serve(model_dir: Path, *extra: str) -> Any:
