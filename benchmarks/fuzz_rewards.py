@@ -18,12 +18,6 @@ one time in twenty. Reports:
 
 Seeded and reproducible; pinned to one core. ``--max-minutes`` stops early and says so.
 
-A full run (``--n 1000000 --seed 0``, one core of the 2-core dev machine, shared):
-953 s (1,049 completions/s); 0 exceptions; 0 out-of-range rewards; per completion
-(5 parsers + 10 rewards) p50 0.55 ms, p99 4.27 ms (15x the well-formed anchor's
-0.28 ms), p99.9 8.59 ms, max 348 ms (a one-off: the first reverse geocode of a
-region's tables; the same completion again takes 0.3 ms).
-
     python benchmarks/fuzz_rewards.py                    # 1,000,000 completions
     python benchmarks/fuzz_rewards.py --n 20000 --seed 1 # a quick look
 """
