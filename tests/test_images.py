@@ -30,7 +30,7 @@ def _two_halves(w: int = 40, h: int = 20) -> Image.Image:
     return img
 
 
-def _jpeg(img: Image.Image, exif: Image.Exif | None = None, quality: int = 95) -> bytes:
+def _jpeg(img: Image.Image, exif: bytes | Image.Exif | None = None, quality: int = 95) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality, **({"exif": exif} if exif is not None else {}))
     return buf.getvalue()
@@ -231,9 +231,10 @@ def test_bad_max_pixels() -> None:
 @pytest.mark.parametrize(
     ("lat", "lon"), [(35.6812, 139.7671), (-33.8568, 151.2153), (40.6892, -74.0445), (-22.95, -43.21)]
 )
-def test_exif_gps_round_trip(tmp_path: Path, lat: float, lon: float) -> None:
-    path = tmp_path / "gps.jpg"
-    path.write_bytes(_jpeg(Image.new("RGB", (32, 32)), gps_exif(lat, lon)))
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_gps_round_trip(tmp_path: Path, lat: float, lon: float, fmt: str) -> None:
+    path = tmp_path / f"gps.{fmt.lower()}"
+    Image.new("RGB", (32, 32)).save(path, fmt, exif=gps_exif(lat, lon))  # PNG lost the fix once
     got = exif_gps(path)
     assert got is not None
     assert got[0] == pytest.approx(lat, abs=1e-5) and got[1] == pytest.approx(lon, abs=1e-5)

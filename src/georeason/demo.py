@@ -650,7 +650,7 @@ def write_photos(
     for k, row in enumerate(rows):
         name = f"heldout-{k + 1}.png"
         # The block as bytes: Pillow writes an Exif object into a PNG with offsets that lose its GPS IFD.
-        exif = gps_exif(row["lat"], row["lon"]).tobytes()
+        exif = gps_exif(row["lat"], row["lon"])
         row["image"].convert("RGB").save(folder / name, "PNG", exif=exif)
         answers = {}
         for model, index in by_id.items():

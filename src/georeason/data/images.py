@@ -326,10 +326,12 @@ def _gps_from_exif(exif: Image.Exif) -> tuple[float, float] | None:
     return lat, lon
 
 
-def gps_exif(lat: float, lon: float) -> Image.Exif:
-    """An :class:`PIL.Image.Exif` block holding a GPS fix, for ``img.save(..., exif=...)``.
+def gps_exif(lat: float, lon: float) -> bytes:
+    """An EXIF block holding a GPS fix, as bytes for ``img.save(..., exif=...)``.
 
-    Used to make test fixtures and demo photos without piexif.
+    Bytes, not a :class:`PIL.Image.Exif`: Pillow's PNG writer drops the GPS block of an
+    ``Exif`` object but keeps raw bytes (JPEG and WebP take either). Used to make test
+    fixtures and demo photos without piexif.
     """
     exif = Image.Exif()
 
@@ -349,7 +351,7 @@ def gps_exif(lat: float, lon: float) -> Image.Exif:
             4: dms(lon),
         }
     )
-    return exif
+    return exif.tobytes()
 
 
 # ---------------------------------------------------------------------------
