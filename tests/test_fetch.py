@@ -28,9 +28,11 @@ from typer.testing import CliRunner
 from georeason.cli import app
 from georeason.commands import data_cmd  # noqa: F401  (registers `data`)
 from georeason.data.fetch import (
+    LOCK,
     MANIFEST,
     ChecksumError,
     FetchError,
+    LockMismatchError,
     RemoteFile,
     Source,
     UnsafeArchiveError,
@@ -312,7 +314,8 @@ def test_fetch_source_checksums_extracts_and_records(server: Server, tmp_path: P
     assert res.complete
     assert (tmp_path / "d/images/a.jpg").read_bytes() == b"A" * 100
     assert [f.verified for f in res.files] == [True, False]
-    assert any(m.startswith("UNVERIFIED: meta.csv") and _sha(meta) in m for m in logs)
+    assert any(m.startswith("UNVERIFIED (trust on first use): meta.csv") and _sha(meta) in m for m in logs)
+    assert [f.trust for f in res.files] == ["pinned", "first-use"]
     manifest = json.loads((tmp_path / "d" / MANIFEST).read_text())
     assert manifest["files"]["data.zip"]["sha256"] == _sha(archive)
     assert manifest["files"]["meta.csv"]["verified"] is False
@@ -320,6 +323,7 @@ def test_fetch_source_checksums_extracts_and_records(server: Server, tmp_path: P
     n = len(server.log)
     res2 = fetch("mini", tmp_path / "d", registry={"mini": src}, log=logs.append)
     assert len(server.log) == n and [f.status for f in res2.files] == ["present", "present"]
+    assert [f.trust for f in res2.files] == ["pinned", "lock"]
 
 
 def test_manual_files_are_reported_not_downloaded(server: Server, tmp_path: Path) -> None:
@@ -414,6 +418,20 @@ def test_cli_fetch_builtin_im2gps3k_from_mirror_then_loads(server: Server, tmp_p
     assert "UNVERIFIED" in res.output  # no pinned checksum for the public files: said loudly
     assert "check: im2gps3k loads: 6 images, 0 missing on disk" in res.output
     assert sorted(server.requests_for("/m/im2gps3k_places365.csv")) == [None]
+    assert (tmp_path / "im2gps3k" / LOCK).is_file()
+    # `data check` verifies the folder against the lock: an edited CSV is an error exit.
+    check = ["data", "check", "--benchmark", "im2gps3k", "--data", str(tmp_path / "im2gps3k")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = CliRunner().invoke(app, check)
+        assert res.exit_code == 0 and "checksums: 2 of 2 fetched files match the lock" in res.output
+        (tmp_path / "im2gps3k" / "im2gps3k_rgb_images.tar.gz").unlink()  # space saved after extraction
+        res = CliRunner().invoke(app, check)
+        assert res.exit_code == 0 and "1 of 2 fetched files match the lock (im2gps3k_rgb_images" in res.output
+        csv = tmp_path / "im2gps3k" / "im2gps3k_places365.csv"
+        csv.write_bytes(csv.read_bytes() + b"\n")
+        res = CliRunner().invoke(app, check)
+    assert res.exit_code == 1 and "differs from" in res.output and "left as it is" in res.output
 
 
 def test_cli_fetch_errors(server: Server, tmp_path: Path) -> None:
@@ -437,3 +455,106 @@ def test_cli_fetch_errors(server: Server, tmp_path: Path) -> None:
         ],
     )
     assert res.exit_code == 1 and "HTTP 404" in res.output
+
+
+# --- trust on first use: the lock file ---------------------------------------------------
+
+
+def _tofu_source(server: Server) -> Source:
+    return Source(
+        name="tofu",
+        description="no published checksums",
+        base_url=f"{server.base}/t/",
+        files=(RemoteFile(url="meta.csv"), RemoteFile(url="pics.tar.gz", extract=True)),
+    )
+
+
+def test_first_fetch_writes_the_lock_and_later_fetches_match_it(server: Server, tmp_path: Path) -> None:
+    meta, pics = b"id,lat,lon\na,1,2\n", _tar_gz({"pics/p.jpg": b"P" * 64})
+    server.files.update({"/t/meta.csv": meta, "/t/pics.tar.gz": pics})
+    reg = {"tofu": _tofu_source(server)}
+    res = fetch("tofu", tmp_path, registry=reg, log=lambda _m: None)
+    assert [f.trust for f in res.files] == ["first-use", "first-use"]
+    lock = json.loads((tmp_path / LOCK).read_text())
+    rows = {e["filename"]: e for e in lock["files"]}
+    assert rows["meta.csv"]["sha256"] == _sha(meta) and rows["meta.csv"]["size"] == len(meta)
+    assert rows["pics.tar.gz"]["url"] == f"{server.base}/t/pics.tar.gz"
+    assert {e["source"] for e in lock["files"]} == {"tofu"} and all(e["date"] for e in lock["files"])
+    # --force downloads again and checks against the record (it does not re-trust).
+    res = fetch("tofu", tmp_path, registry=reg, force=True, log=lambda _m: None)
+    assert [(f.status, f.trust) for f in res.files] == [("downloaded", "lock")] * 2
+    assert json.loads((tmp_path / LOCK).read_text()) == lock  # written once, not rewritten
+
+
+def test_changed_file_on_refetch_is_refused(server: Server, tmp_path: Path) -> None:
+    meta = b"id,lat,lon\na,1,2\n"
+    server.files.update({"/t/meta.csv": meta, "/t/pics.tar.gz": _tar_gz({"p.jpg": b"P"})})
+    reg = {"tofu": _tofu_source(server)}
+    fetch("tofu", tmp_path, registry=reg, log=lambda _m: None)
+    server.files["/t/meta.csv"] = b"id,lat,lon\na,9,9\n"  # the publisher (or a mirror) changed it
+    with pytest.raises(LockMismatchError, match=r"recorded in .*first downloaded") as e:
+        fetch("tofu", tmp_path, registry=reg, force=True, log=lambda _m: None)
+    assert "delete the entry for meta.csv" in str(e.value) and e.value.expected == _sha(meta)
+    assert not (tmp_path / "meta.csv").exists()  # nothing installed
+    assert e.value.kept.read_bytes() == b"id,lat,lon\na,9,9\n"
+    # A mirror is checked against the same record.
+    server.files["/mirror/meta.csv"] = b"tampered"
+    server.files["/mirror/pics.tar.gz"] = server.files["/t/pics.tar.gz"]
+    with pytest.raises(LockMismatchError):
+        fetch("tofu", tmp_path, registry=reg, base_url=f"{server.base}/mirror/", log=lambda _m: None)
+    # Deleting the lock is how a changed file is trusted again.
+    (tmp_path / LOCK).unlink()
+    res = fetch("tofu", tmp_path, registry=reg, log=lambda _m: None)
+    assert res.files[0].trust == "first-use"
+
+
+def test_resumed_download_is_checked_against_the_lock(server: Server, tmp_path: Path) -> None:
+    blob = _blob(50_000, seed=3)
+    server.files.update({"/t/meta.csv": blob, "/t/pics.tar.gz": _tar_gz({"p.jpg": b"P"})})
+    reg = {"tofu": _tofu_source(server)}
+    fetch("tofu", tmp_path, registry=reg, log=lambda _m: None)
+    (tmp_path / "meta.csv").unlink()
+    # A partial file whose bytes differ from the recorded download: resuming it cannot match.
+    (tmp_path / "meta.csv.part").write_bytes(b"x" * 1000)
+    with pytest.raises(LockMismatchError):
+        fetch("tofu", tmp_path, registry=reg, log=lambda _m: None)
+    assert server.requests_for("/t/meta.csv")[-1] == "bytes=1000-"
+    # A good partial file resumes and matches.
+    (tmp_path / "meta.csv.part").write_bytes(blob[:20_000])
+    res = fetch("tofu", tmp_path, registry=reg, log=lambda _m: None)
+    assert res.files[0].resumed_from == 20_000 and res.files[0].trust == "lock"
+
+
+def test_file_placed_by_hand_is_recorded_then_checked(tmp_path: Path) -> None:
+    src = Source(name="m", description="", files=(RemoteFile(url="http://x.invalid/y.csv", manual=True),))
+    (tmp_path / "y.csv").write_bytes(b"a,b\n")
+    res = fetch("m", tmp_path, registry={"m": src}, log=lambda _m: None)
+    assert res.files[0].trust == "first-use"
+    (tmp_path / "y.csv").write_bytes(b"a,c\n")
+    with pytest.raises(LockMismatchError, match="left as it is"):
+        fetch("m", tmp_path, registry={"m": src}, log=lambda _m: None)
+
+
+def test_unreadable_lock_is_an_error_not_a_reset(server: Server, tmp_path: Path) -> None:
+    (tmp_path / LOCK).write_text("{not json")
+    with pytest.raises(FetchError, match="cannot be read"):
+        fetch("tofu", tmp_path, registry={"tofu": _tofu_source(server)}, log=lambda _m: None)
+
+
+def test_cli_list_says_pinned_or_tofu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reg = tmp_path / "registry.json"
+    files = [{"url": "a.zip", "sha256": "ab" * 32}, {"url": "b.csv"}]
+    reg.write_text(json.dumps({"sources": {"mixed": {"base_url": "http://127.0.0.1:9/", "files": files}}}))
+    monkeypatch.setenv("GEOREASON_FETCH_REGISTRY", str(reg))
+    res = CliRunner().invoke(app, ["data", "fetch", "--list"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert any(ln.startswith("mixed:") and "[1 pinned, 1 TOFU]" in ln for ln in lines)
+    assert any("a.zip" in ln and "sha256 pinned" in ln for ln in lines)
+    assert any("b.csv" in ln and "TOFU" in ln for ln in lines)
+    # Every built-in file: no publisher states a checksum, so each is TOFU (never an invented pin).
+    assert any(ln.startswith("im2gps3k:") and "[0 pinned, 2 TOFU]" in ln for ln in lines)
+    assert any("yfcc4k.zip" in ln and "TOFU, manual" in ln for ln in lines)
+    listed = json.loads(CliRunner().invoke(app, ["data", "fetch", "--list", "--json"]).output)
+    trust = {f["name"]: f["trust"] for s in listed for f in s["files"]}
+    assert trust["a.zip"] == "pinned" and trust["b.csv"] == "tofu" and trust["yfcc4k.zip"] == "tofu"

@@ -92,13 +92,16 @@ def fetch_cmd(
 ) -> None:
     """Download a benchmark from pinned URLs: verify checksums, resume partial downloads, extract safely.
 
+    A file with no published checksum is trusted on first use: its sha256 is recorded in
+    DIR/.georeason-fetch.lock.json and every later fetch and `data check` must match it.
+
     Examples:
 
     - `georeason data fetch --list` (the sources)
     - `georeason data fetch im2gps3k --to data/im2gps3k`, then
       `georeason data check --benchmark im2gps3k --data data/im2gps3k`
     """
-    from georeason.data.fetch import FetchError, describe_sources, fetch, load_registry
+    from georeason.data.fetch import LOCK, FetchError, describe_sources, fetch, load_registry, trust_of
 
     try:
         reg = load_registry(registry)
@@ -108,15 +111,17 @@ def fetch_cmd(
         if as_json:
             typer.echo(to_json(describe_sources(reg), indent=2))
             return
+        typer.echo(
+            "pinned: the publisher's sha256 is checked; TOFU (trust on first use): no published "
+            f"checksum, the first download's sha256 is recorded in DIR/{LOCK} and checked ever after"
+        )
         for s in reg.values():
-            typer.echo(f"{s.name}: {s.description}")
+            pinned = sum(trust_of(f) == "pinned" for f in s.files)
+            typer.echo(f"{s.name}: {s.description} [{pinned} pinned, {len(s.files) - pinned} TOFU]")
             for f in s.files:
-                how = (
-                    "manual"
-                    if f.manual
-                    else ("sha256 pinned" if f.sha256 else "UNVERIFIED (no pinned sha256)")
-                )
-                typer.echo(f"    {f.name:<32} {how:<30} {f.url}")
+                how = "sha256 pinned" if trust_of(f) == "pinned" else "TOFU"
+                how += ", manual" if f.manual else ""
+                typer.echo(f"    {f.name:<32} {how:<22} {f.url}")
         return
     if name is None:
         raise typer.BadParameter("give a source name (see `georeason data fetch --list`)", param_hint="NAME")
@@ -181,8 +186,12 @@ def fetch_cmd(
                 "manual-present": "placed by hand",
                 "manual-missing": "MISSING (manual)",
             }[fr.status]
-            ver = "verified" if fr.verified else ("" if fr.status == "manual-missing" else "UNVERIFIED")
-            typer.echo(f"{fr.name:<36} {mark:<18} {ver:<10} {fr.path}")
+            ver = {
+                "pinned": "verified (pinned)",
+                "lock": "verified (lock)",
+                "first-use": "UNVERIFIED (TOFU: recorded)",
+            }.get(fr.trust, "")
+            typer.echo(f"{fr.name:<36} {mark:<18} {ver:<28} {fr.path}")
         if "check" in summary:
             c = summary["check"]
             if "error" in c:
@@ -215,6 +224,25 @@ def _check(benchmark: str, root: Path) -> dict[str, Any]:
         return {"error": str(e)}
 
 
+def _verify_lock(data: Path) -> list[dict[str, Any]]:
+    """The folder's files against the checksums `data fetch` recorded; exit 1 on a mismatch."""
+    from georeason.data.fetch import FetchError, verify_lock
+
+    if not data.is_dir():
+        return []
+    try:
+        rows = verify_lock(data)
+    except FetchError as e:
+        typer.secho(f"error: {e}", err=True, fg="red")
+        raise typer.Exit(1) from e
+    bad = [r for r in rows if r["status"] == "mismatch"]
+    for r in bad:
+        typer.secho(f"error: {r['message']}", err=True, fg="red")
+    if bad:
+        raise typer.Exit(1)
+    return rows
+
+
 @data_app.command("check")
 def check_cmd(
     benchmark: Annotated[
@@ -244,15 +272,24 @@ def check_cmd(
     from georeason.data.benchmarks import load_benchmark
 
     opts = parse_options(benchmark_option or [], "--benchmark-option")
+    locked = _verify_lock(data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = load_benchmark(benchmark, data, **opts)  # a missing folder or a bad table: error: ...
     info = ds.describe()
     info["warnings"] = [str(w.message) for w in caught]
+    info["lock"] = locked
     if as_json:
         typer.echo(to_json(info, indent=2))
         return
     typer.echo(f"{info['name']}: {info['n_images']} images in {info['root']}")
+    if locked:
+        ok = sum(r["status"] == "ok" for r in locked)
+        gone = [r["filename"] for r in locked if r["status"] == "missing"]
+        typer.echo(
+            f"checksums: {ok} of {len(locked)} fetched files match the lock"
+            + (f" ({', '.join(gone)} no longer on disk)" if gone else "")
+        )
     typer.echo(
         f"labels: {', '.join(info['labels']) or 'none (hierarchy truth comes from reverse geocoding)'}"
     )

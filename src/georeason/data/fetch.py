@@ -8,12 +8,19 @@ of a registered source:
   A server that ignores ``Range`` (answers 200) restarts the file cleanly.
   Transient failures (5xx, 408, 429, dropped connections, timeouts) are retried
   with exponential backoff, each retry resuming.
-- **verified**: a file with a pinned SHA-256 is installed only when its digest
-  matches; a mismatch keeps the bytes aside as ``<file>.sha256-mismatch`` (for
-  inspection), installs nothing and raises :class:`ChecksumError`. Files
-  without a known checksum (public hosts whose files we cannot pin) are
-  installed but reported **UNVERIFIED** with the digest computed, so it can be
-  pinned. We never invent a checksum.
+- **verified**: a file with a pinned SHA-256 (one its publisher states) is
+  installed only when its digest matches; a mismatch keeps the bytes aside as
+  ``<file>.sha256-mismatch`` (for inspection), installs nothing and raises
+  :class:`ChecksumError`. We never invent a checksum.
+- **trust on first use** for the rest: no publisher of a built-in source states
+  a checksum, so the first complete download of a file records its size and
+  SHA-256 in ``DIR/.georeason-fetch.lock.json`` (:data:`LOCK`: source, URL, file
+  name, size, digest, date), reported loudly as UNVERIFIED once. Every later use
+  is checked against that record: a re-fetch, a resumed download, a mirror
+  (``--base-url``), a file placed by hand, and ``georeason data check``
+  (:func:`verify_lock`). A file that differs is refused (:class:`LockMismatchError`,
+  whose message says what to do). ``--force`` downloads again but still checks
+  the record; to trust a changed file, delete its entry (or the lock file).
 - **safely extracted**: zip and tar archives are checked member by member
   before anything is written: absolute paths, ``..`` components, links that
   point outside the target (paths resolved through the links the archive itself
@@ -37,6 +44,13 @@ JSON file (``--registry FILE`` or ``$GEOREASON_FETCH_REGISTRY``)::
 
 Relative URLs resolve against the source's ``base_url``; ``--base-url`` points
 every file of a source at a mirror (the file name is kept).
+
+Why not ``pooch`` or ``huggingface_hub``: no built-in file is on the Hugging Face
+Hub (where ``hf_hub_download`` would check the Hub's own digest) and MediaFire /
+Google Drive defeat every client; ``pooch`` would be a new core dependency that
+does not resume with ``Range`` nor check archives for links leaving the target,
+and it would still need our trust-on-first-use record. So the one download step
+stays here, stdlib only.
 """
 
 from __future__ import annotations
@@ -63,6 +77,7 @@ logger = logging.getLogger("georeason.data.fetch")
 
 CHUNK = 1 << 20
 MANIFEST = "FETCHED.json"
+LOCK = ".georeason-fetch.lock.json"
 REGISTRY_ENV = "GEOREASON_FETCH_REGISTRY"
 USER_AGENT = "georeason-fetch/1 (+https://github.com/)"
 
@@ -81,6 +96,11 @@ class ChecksumError(FetchError):
         self.kept = kept
 
 
+class LockMismatchError(ChecksumError):
+    """A file differs from the digest recorded in the lock file when it was first
+    downloaded (trust on first use); nothing was installed."""
+
+
 class UnsafeArchiveError(FetchError):
     """An archive holds a member that would be written outside the target folder."""
 
@@ -92,8 +112,8 @@ class RemoteFile:
     Attributes:
         url: absolute URL, or relative to the source's ``base_url``.
         filename: name to save as (default: the URL's last path component).
-        sha256: pinned hex digest, or None when no trustworthy one is known
-            (then the file is installed as UNVERIFIED).
+        sha256: pinned hex digest, as its publisher states it, or None when none is
+            stated (then the first download is trusted and recorded in :data:`LOCK`).
         size: expected size in bytes, if known (a cheap early check).
         extract: unpack this archive (zip / tar / tar.gz / tar.bz2 / tar.xz) into ``extract_to``.
         extract_to: folder relative to the target folder.
@@ -152,8 +172,11 @@ class Source:
 
 
 # ---------------------------------------------------------------------------
-# The registry. Checksums: None where the file is hosted by a third party and
-# we could not pin its bytes here; fetch then says UNVERIFIED and prints the digest.
+# The registry. Checksums: None where the publisher states none (true of every
+# built-in file as of 2026: GeoEstimation's repository, TransLocator's mirror,
+# MediaFire, G3's and GLOBE's releases were searched); those files are trusted on
+# first use and recorded in LOCK. The im2gps3k CSV's URL names a git commit, so its
+# bytes cannot change under that URL, but its sha256 is still first-use.
 # ---------------------------------------------------------------------------
 
 REGISTRY: dict[str, Source] = {
@@ -345,6 +368,7 @@ class FileResult:
     resumed_from: int = 0
     attempts: int = 0
     extracted_to: str | None = None
+    trust: str = ""  # "pinned" | "first-use" (recorded in the lock now) | "lock" (matches the record)
     messages: list[str] = field(default_factory=list)
 
 
@@ -738,6 +762,93 @@ def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, target / MANIFEST)
 
 
+def _read_lock(target: Path) -> dict[str, Any]:
+    """The lock file's content (``{"version": 1, "files": [...]}``); empty when absent.
+    A lock that cannot be read is an error, never silently replaced: it is the record."""
+    p = target / LOCK
+    if not p.is_file():
+        return {"version": 1, "files": []}
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise FetchError(
+            f"{p} cannot be read ({e}); it records the checksums of the first downloads. "
+            "Restore it, or delete it to trust the files again on the next fetch."
+        ) from e
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise FetchError(f"{p}: expected {{'version': 1, 'files': [...]}}; restore it or delete it")
+    return data
+
+
+def _lock_entry(lock: Mapping[str, Any], source: str, filename: str) -> dict[str, Any] | None:
+    for e in lock["files"]:
+        if isinstance(e, dict) and e.get("source") == source and e.get("filename") == filename:
+            return e
+    return None
+
+
+def _record(target: Path, lock: dict[str, Any], source: str, r: FileResult, url: str) -> None:
+    entry = {
+        "source": source,
+        "filename": r.name,
+        "url": url,
+        "size": r.size,
+        "sha256": r.sha256,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    lock["files"] = [
+        e for e in lock["files"] if not (e.get("source") == source and e.get("filename") == r.name)
+    ] + [entry]
+    tmp = target / (LOCK + ".tmp")
+    tmp.write_text(json.dumps(lock, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, target / LOCK)
+
+
+def _lock_mismatch(
+    target: Path, entry: Mapping[str, Any], actual: str, kept: Path | None, *, installed: bool = False
+) -> LockMismatchError:
+    lock = target / LOCK
+    name = entry.get("filename")
+    where = (
+        f"The file at {kept} was left as it is"
+        if installed
+        else f"It was NOT installed; its bytes are kept in {kept}"
+    )
+    return LockMismatchError(
+        f"{name}: sha256 {actual} differs from {entry.get('sha256')}, recorded in {lock} when it was "
+        f"first downloaded from {entry.get('url')} on {entry.get('date')}. {where}. "
+        "If the download was corrupted, delete that file and run fetch again. If the publisher changed "
+        f"the file, check the new one against a trusted source, then delete the entry for {name} from "
+        f"{lock} (or the whole lock file) and run fetch again to trust it.",
+        expected=str(entry.get("sha256")),
+        actual=actual,
+        kept=kept or target / str(name),
+    )
+
+
+def verify_lock(target: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Check the files of ``target`` against its lock file (``georeason data check``).
+
+    Returns one row per recorded file: ``{"source", "filename", "status", "sha256"}`` with
+    status "ok", "missing" (e.g. an archive deleted after extraction) or "mismatch";
+    empty when ``target`` has no lock. Raises FetchError when the lock is unreadable.
+    """
+    out = Path(target).expanduser()
+    rows = []
+    for e in _read_lock(out)["files"]:
+        path = out / str(e.get("filename"))
+        status = "missing"
+        if path.is_file():
+            same_size = e.get("size") is None or path.stat().st_size == e.get("size")
+            digest = sha256_file(path) if same_size else "(size differs)"
+            status = "ok" if digest == e.get("sha256") else "mismatch"
+        row = {"source": e.get("source"), "filename": e.get("filename"), "status": status, "path": str(path)}
+        if status == "mismatch":
+            row["message"] = str(_lock_mismatch(out, e, digest, path, installed=True))
+        rows.append(row)
+    return rows
+
+
 def fetch(
     name: str,
     target: str | os.PathLike[str],
@@ -774,10 +885,13 @@ def fetch(
     out.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(out)
     manifest.setdefault("source", name)
+    lock = _read_lock(out)
     results: list[FileResult] = []
     for f in source.files:
         dest = out / f.name
         entry = manifest["files"].get(f.name, {})
+        recorded = None if f.sha256 else _lock_entry(lock, name, f.name)
+        expected = f.sha256 or (recorded or {}).get("sha256")
         if f.manual and not dest.is_file():
             r = FileResult(name=f.name, url=f.url, path=str(dest), status="manual-missing")
             r.messages.append(
@@ -793,6 +907,8 @@ def fetch(
             r = FileResult(name=f.name, url=f.url, path=str(dest), status="manual-present")
             r.sha256 = sha256_file(dest)
             r.size = dest.stat().st_size
+            if recorded is not None and r.sha256 != expected:
+                raise _lock_mismatch(out, recorded, r.sha256, dest, installed=True)
             if f.sha256 is not None and r.sha256 != f.sha256:
                 raise ChecksumError(
                     f"{dest}: sha256 {r.sha256} != pinned {f.sha256}; this is not the expected file",
@@ -800,26 +916,39 @@ def fetch(
                     actual=r.sha256,
                     kept=dest,
                 )
-            r.verified = f.sha256 is not None
         else:
             log(f"{'checking' if dest.is_file() else 'downloading'} {f.name} from {f.url}")
             cb = progress_factory(f.name, f.size) if progress_factory else None
-            r = download(
-                f.url,
-                dest,
-                sha256=f.sha256,
-                size=f.size,
-                retries=retries,
-                backoff=backoff,
-                timeout=timeout,
-                progress=cb,
-            )
+            try:
+                r = download(
+                    f.url,
+                    dest,
+                    sha256=expected,
+                    size=f.size,
+                    retries=retries,
+                    backoff=backoff,
+                    timeout=timeout,
+                    progress=cb,
+                )
+            except ChecksumError as e:
+                if recorded is None:
+                    raise
+                raise _lock_mismatch(out, recorded, e.actual, e.kept) from None
             if r.resumed_from:
                 log(f"{f.name}: resumed from byte {r.resumed_from:,}")
-        if not r.verified:
+        r.verified = f.sha256 is not None
+        if f.sha256 is not None:
+            r.trust = "pinned"
+        elif recorded is not None:
+            r.trust = "lock"
+            log(f"{f.name}: sha256 matches the one recorded on first download ({recorded.get('date')})")
+        else:
+            r.trust = "first-use"
+            _record(out, lock, name, r, f.url)
             msg = (
-                f"UNVERIFIED: {f.name} has no pinned checksum; its sha256 is {r.sha256} "
-                f"({r.size:,} bytes). Compare it with a trusted copy before publishing results."
+                f"UNVERIFIED (trust on first use): {f.name} has no published checksum; its sha256 "
+                f"{r.sha256} ({r.size:,} bytes) is recorded in {out / LOCK} and every later fetch and "
+                "`data check` is verified against it. Compare it with a trusted copy before publishing results."
             )
             r.messages.append(msg)
             log(msg)
@@ -844,6 +973,7 @@ def fetch(
             "size": r.size,
             "sha256": r.sha256,
             "verified": r.verified,
+            "trust": r.trust,
             "pinned_sha256": f.sha256,
             "extracted_to": r.extracted_to,
             "extracted_sha256": r.sha256 if r.extracted_to else None,
@@ -854,18 +984,25 @@ def fetch(
     return FetchResult(source=name, target=str(out), files=results)
 
 
+def trust_of(f: RemoteFile) -> str:
+    """How a file of the registry is checked: "pinned" (a publisher's sha256) or "tofu"
+    (trust on first use: the first download's sha256 is recorded in :data:`LOCK`)."""
+    return "pinned" if f.sha256 else "tofu"
+
+
 def describe_sources(registry: Mapping[str, Source] | None = None) -> list[dict[str, Any]]:
     """JSON-able list of the sources and their files (for ``georeason data fetch --list``)."""
     reg = load_registry() if registry is None else registry
     out = []
     for s in reg.values():
         d = asdict(s)
-        d["files"] = [{**asdict(f), "name": f.name} for f in s.files]
+        d["files"] = [{**asdict(f), "name": f.name, "trust": trust_of(f)} for f in s.files]
         out.append(d)
     return out
 
 
 __all__ = [
+    "LOCK",
     "MANIFEST",
     "REGISTRY",
     "REGISTRY_ENV",
@@ -873,6 +1010,7 @@ __all__ = [
     "FetchError",
     "FetchResult",
     "FileResult",
+    "LockMismatchError",
     "RemoteFile",
     "Source",
     "UnsafeArchiveError",
@@ -883,4 +1021,6 @@ __all__ = [
     "fetch",
     "load_registry",
     "sha256_file",
+    "trust_of",
+    "verify_lock",
 ]
