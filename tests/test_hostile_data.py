@@ -505,7 +505,7 @@ def failing_server() -> Any:
 def _backend(url: str, model: str, **kw: Any) -> Any:
     from georeason.infer.openai_backend import OpenAIBackend
 
-    return OpenAIBackend(model, base_url=url, max_retries=2, backoff=0.01, timeout=kw.pop("timeout", 5), **kw)
+    return OpenAIBackend(model, base_url=url, max_retries=2, timeout=kw.pop("timeout", 5), **kw)
 
 
 def _request() -> Any:

@@ -1,5 +1,5 @@
 """georeason.infer: the hf backend on the tiny model, the openai backend's HTTP behaviour
-(retries, backoff, timeouts, API key) against real loopback HTTP servers, get_backend.
+(retries, Retry-After, timeouts, API key) against real loopback HTTP servers, get_backend.
 
 The tiny model has random weights: tests assert behaviour (shapes, counts, batch ==
 one-by-one, error isolation), never answer quality.
@@ -230,7 +230,7 @@ class ScriptedServer:
 
     def __init__(self, reply: Callable[[int, dict[str, Any]], tuple[int, Any, dict[str, str]]]) -> None:
         self.bodies: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
+        self.headers: list[Any] = []
         self.lock = threading.Lock()
         outer = self
 
@@ -256,7 +256,7 @@ class ScriptedServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer.lock:
                     outer.bodies.append(body)
-                    outer.headers.append(dict(self.headers))
+                    outer.headers.append(self.headers)  # a Message: names are case-insensitive
                     n = len(outer.bodies)
                 status, payload, headers = reply(n, body)
                 self._answer(status, payload, headers)
@@ -278,7 +278,7 @@ class ScriptedServer:
 
 
 def _openai(server: ScriptedServer, model: str = "scripted-model", **options: Any) -> Any:
-    options = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 5.0, **options}
+    options = {"timeout": 5.0, **options}
     return get_backend("openai", model, base_url=server.base_url, **options)
 
 
@@ -290,7 +290,7 @@ def _one_request() -> list[Request]:
 def test_retries_then_succeeds(status: int) -> None:
     def reply(n: int, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         if n <= 2:
-            return status, {"error": {"message": "busy"}}, {"Retry-After": "0"}
+            return status, {"error": {"message": "busy"}}, {"Retry-After": "0.01"}  # honoured by the SDK
         return 200, _completion("ok after retries"), {}
 
     with ScriptedServer(reply) as server:
@@ -339,7 +339,7 @@ def test_connection_refused_is_reported() -> None:
     from georeason.serve.process import free_port
 
     backend = get_backend(
-        "openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=1, backoff=0.01, timeout=2.0
+        "openai", "m", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=1, timeout=2.0
     )
     (resp,) = backend.generate(_one_request())
     backend.close()

@@ -1,4 +1,5 @@
-"""The ``openai`` backend: any OpenAI-compatible chat-completions server.
+"""The ``openai`` backend: any OpenAI-compatible chat-completions server, through the
+official ``openai`` SDK (the ``serve`` extra).
 
 vLLM's ``vllm serve``, SGLang, TGI, ``georeason serve`` and hosted APIs all take
 the same request: the image travels inline as a base64 data URL in an
@@ -6,16 +7,18 @@ the same request: the image travels inline as a base64 data URL in an
 
 Robustness, because an evaluation sends thousands of requests:
 
-- ``concurrency`` requests in flight at once (a thread pool over one pooled
-  ``httpx.Client``: servers batch concurrent requests, so this is where the
-  throughput comes from);
-- retries with exponential backoff and full jitter on 408/409/429/5xx, on
-  connection errors and timeouts and on a success status whose body is not a
-  JSON object (a proxy cut it short), honouring ``Retry-After`` (capped);
-  other 4xx fail at once (retrying a bad request cannot help);
+- ``concurrency`` requests in flight at once (a thread pool over one ``openai.OpenAI``
+  client and its connection pool: servers batch concurrent requests, so this is where
+  the throughput comes from);
+- retries by the SDK (``max_retries``): 408/409/429/5xx, connection errors and
+  timeouts, with the SDK's exponential backoff (0.5 s doubling, at most 8 s, up to 25 %
+  jitter) or the server's ``Retry-After`` / ``Retry-After-Ms`` when it sends one
+  (up to 2 minutes); other 4xx fail at once (retrying a bad request cannot help);
+- one thing the SDK does not retry, retried here within the same ``max_retries``
+  budget: a success status whose body is not a JSON object (a proxy cut it short);
 - a per-request ``timeout``;
 - the API key from the environment (``OPENAI_API_KEY`` or the variable named
-  by ``api_key_env``), never from the command line.
+  by ``api_key_env``), never from the command line; no key, no ``Authorization`` header.
 
 A request that still fails gets a Response with ``error`` set, saying why (the
 last HTTP status and its message, a timeout, invalid JSON, no choices, a null
@@ -25,7 +28,7 @@ log-probability requests.
 
 from __future__ import annotations
 
-import contextlib
+import json
 import logging
 import math
 import os
@@ -48,9 +51,6 @@ from georeason.infer.base import (
 
 logger = logging.getLogger("georeason.infer")
 
-#: HTTP statuses worth retrying: timeouts, conflicts, rate limits, server errors.
-RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-
 
 class RequestFailed(RuntimeError):
     """A request failed for good (after retries, or at once for a non-retryable status)."""
@@ -61,7 +61,7 @@ class MalformedReply(RequestFailed):
 
 
 class OpenAIBackend(Backend):
-    """Client for ``POST {base_url}/chat/completions``.
+    """Client for ``POST {base_url}/chat/completions`` on ``openai.OpenAI``.
 
     Args:
         model: the served model name (``"auto"`` or ``""``: the first of ``GET /models``).
@@ -69,14 +69,13 @@ class OpenAIBackend(Backend):
         api_key: the key itself (prefer ``api_key_env``); none -> no Authorization header.
         api_key_env: the environment variable holding the key (default ``OPENAI_API_KEY``).
         concurrency: requests in flight at once.
-        timeout: seconds for one HTTP request (connect + read).
-        max_retries: retries after the first attempt.
-        backoff: first backoff in seconds; attempt k waits ``uniform(0, backoff * 2**k)``,
-            capped at ``max_backoff`` (full jitter: many clients do not retry in lockstep).
+        timeout: seconds for one HTTP request (connect at most 10 s of it).
+        max_retries: retries after the first attempt (the SDK's backoff between them).
         image_format: ``"PNG"`` (lossless, default) or ``"JPEG"`` (smaller uploads).
         jpeg_quality: JPEG quality when ``image_format="JPEG"``.
         max_pixels: downscale images above this many pixels before upload.
-        extra_body: extra JSON fields for every request (e.g. vLLM's ``{"top_k": 20}``).
+        extra_body: extra JSON fields for every request (e.g. vLLM's ``{"top_k": 20}``);
+            the call's own settings (``max_tokens``, ``temperature``, ``n``, ...) win.
     """
 
     name = "openai"
@@ -91,15 +90,11 @@ class OpenAIBackend(Backend):
         concurrency: int = 8,
         timeout: float = 120.0,
         max_retries: int = 5,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
         image_format: str = "PNG",
         jpeg_quality: int = 90,
         max_pixels: int | None = None,
         extra_body: dict[str, Any] | None = None,
     ) -> None:
-        import httpx
-
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(
@@ -114,29 +109,33 @@ class OpenAIBackend(Backend):
         fmt = image_format.upper().replace("JPG", "JPEG")
         if fmt not in ("PNG", "JPEG"):
             raise ValueError(f"image_format must be PNG or JPEG, got {image_format!r}")
+        import openai
+
         self.base_url = base_url.rstrip("/")
         if api_key is None:
             api_key = os.environ.get(api_key_env) or None
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.image_format = fmt
         self.jpeg_quality = jpeg_quality
         self.max_pixels = max_pixels
         self.extra_body = dict(extra_body or {})
-        headers = {"Content-Type": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        # The SDK insists on credentials; keyless servers (vLLM without --api-key) get a
+        # placeholder key and every request omits the Authorization header.
+        self._headers: dict[str, Any] = {} if api_key else {"Authorization": openai.omit}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.attempts = 0  # HTTP attempts made, SDK retries included (for reports and tests)
+        self._client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=api_key or "no-key",
+            max_retries=max_retries,
+            timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)),
+            # the SDK's connection pool (100 kept alive) is larger than any sane concurrency
+            http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._count_attempt]}),
         )
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="georeason-openai")
-        self._lock = threading.Lock()
-        self.attempts = 0  # HTTP attempts made, retries included (for reports and tests)
         self.last_errors = []
         self.model_name = model if model and model != "auto" else self._first_model()
 
@@ -145,59 +144,65 @@ class OpenAIBackend(Backend):
 
     # ------------------------------------------------------------------ HTTP
 
+    def _count_attempt(self, request: Any) -> None:
+        """httpx event hook: one call per HTTP attempt, the SDK's retries included."""
+        with self._lock:
+            self.attempts += 1
+        self._local.attempts = getattr(self._local, "attempts", 0) + 1
+
     def _first_model(self) -> str:
-        data = self._request("GET", "/models")
         try:
-            return str(data["data"][0]["id"])
+            page = self._call(lambda client: client.models.with_raw_response.list(extra_headers=self._headers))
+            return str(page["data"][0]["id"])
         except (KeyError, IndexError, TypeError) as e:
             raise RequestFailed(f"{self.base_url}/models lists no model; pass the model name") from e
 
-    def _sleep_before_retry(self, attempt: int, retry_after: str | None) -> None:
-        delay = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))
-        if retry_after:
-            # seconds form only; an HTTP-date is rare from inference servers
-            with contextlib.suppress(ValueError):
-                delay = max(delay, min(float(retry_after), self.max_backoff))
-        time.sleep(delay)
+    def _call(self, send: Any) -> dict[str, Any]:
+        """One API call through the SDK (its retries included); the JSON body, or RequestFailed.
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """One API call with retries; returns the JSON body or raises RequestFailed."""
-        import httpx
+        ``send(client)`` makes the call ``with_raw_response``; a success whose body is not a
+        JSON object is retried here, sharing the ``max_retries`` budget with the SDK's retries.
+        """
+        import openai
 
-        url = f"{self.base_url}{path}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            with self._lock:
-                self.attempts += 1
-            retry_after = None
+        self._local.attempts = 0
+        url = self.base_url
+        while True:
+            spent = self._local.attempts
+            client = self._client
+            if spent:
+                client = client.with_options(max_retries=max(0, self.max_retries - spent))
             try:
-                resp = self._client.request(method, url, json=body)
-            except httpx.TimeoutException as e:
-                last = f"timeout after {self.timeout:g} s ({type(e).__name__})"
-            except httpx.TransportError as e:
-                last = f"connection error: {type(e).__name__}: {e}"
+                raw = send(client)
+            except openai.APITimeoutError:
+                problem = f"timeout after {self.timeout:g} s"
+            except openai.APIConnectionError as e:
+                cause = e.__cause__ or e
+                problem = f"connection error: {type(cause).__name__}: {cause}"
+            except openai.APIStatusError as e:
+                url = str(e.request.url)
+                problem = f"HTTP {e.status_code} from {url}: {_error_detail(e.response)}"
+                if not _retryable(e.status_code):
+                    raise RequestFailed(problem) from e
             else:
-                if resp.status_code < 300:
-                    try:
-                        data = resp.json()
-                    except ValueError:
-                        data = None
-                    if isinstance(data, dict):
-                        return data
-                    # A body cut short or mangled on the way (a proxy, a restarting
-                    # server): asking again usually gets a whole one.
-                    last = f"HTTP {resp.status_code} from {url} with invalid JSON: {resp.text[:200]!r}"
-                else:
-                    detail = _error_detail(resp)
-                    last = f"HTTP {resp.status_code} from {url}: {detail}"
-                    if resp.status_code not in RETRY_STATUS:
-                        raise RequestFailed(last)
-                    retry_after = resp.headers.get("retry-after")
-            if attempt < self.max_retries:
-                logger.info("openai backend: %s; retry %d/%d", last, attempt + 1, self.max_retries)
-                self._sleep_before_retry(attempt, retry_after)
-        raise RequestFailed(f"{last} (gave up after {self.max_retries + 1} attempts)")
-
+                response = raw.http_response
+                url = str(response.url)
+                try:
+                    data = json.loads(response.text)
+                except ValueError:
+                    data = None
+                if isinstance(data, dict):
+                    return data
+                # A body cut short or mangled on the way (a proxy, a restarting server):
+                # asking again usually gets a whole one. The SDK would raise, not retry.
+                problem = f"HTTP {response.status_code} from {url} with invalid JSON: {response.text[:200]!r}"
+                if self._local.attempts <= self.max_retries:
+                    k = self._local.attempts - 1
+                    logger.info("openai backend: %s; retry %d/%d", problem, k + 1, self.max_retries)
+                    time.sleep(min(0.5 * 2**k, 8.0) * (1 - 0.25 * random.random()))  # the SDK's backoff
+                    continue
+            attempts = self._local.attempts
+            raise RequestFailed(f"{problem} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")
     # -------------------------------------------------------------- messages
 
     def _data_url(self, image: Any) -> str:
@@ -265,16 +270,28 @@ class OpenAIBackend(Backend):
             settings["seed"] = seed
         return list(self._pool.map(lambda r: self._one(r, settings), requests))
 
+
+    def _chat(self, request: Request, settings: dict[str, Any]) -> dict[str, Any]:
+        """``POST /chat/completions`` for one request; the JSON body, or RequestFailed."""
+        messages = self.to_openai_messages(request)
+        extra = {k: v for k, v in self.extra_body.items() if k not in settings}
+        return self._call(
+            lambda client: client.chat.completions.with_raw_response.create(
+                model=self.model_name,
+                messages=messages,
+                extra_body=extra or None,
+                extra_headers=self._headers,
+                **settings,
+            )
+        )
+
     def _one(self, request: Request, settings: dict[str, Any]) -> Response:
         t0 = time.perf_counter()
         problem = check_request(request)
         if problem is not None:
             return Response(id=request.id, text=None, error=problem)
         try:
-            body = {"model": self.model_name, "messages": self.to_openai_messages(request), "n": 1}
-            body.update(self.extra_body)
-            body.update(settings)
-            data = self._request("POST", "/chat/completions", body)
+            data = self._chat(request, settings)
             choice = _first_choice(data)
             texts = [_choice_text(c) for c in _choices(data, int(settings.get("n", 1)))]
             text = texts[0]
@@ -324,7 +341,13 @@ class OpenAIBackend(Backend):
         k-th candidate's); both absent -> None with the reason in :attr:`last_errors`.
         """
         yes, no = {t.strip() for t in yes_tokens}, {t.strip() for t in no_tokens}
-        settings = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": top_logprobs}
+        settings = {
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "n": 1,
+            "logprobs": True,
+            "top_logprobs": top_logprobs,
+        }
         results = list(self._pool.map(lambda r: self._yes_no(r, settings, yes, no), requests))
         self.last_errors = [err for _, err in results]
         return [lp for lp, _ in results]
@@ -336,10 +359,7 @@ class OpenAIBackend(Backend):
         if problem is not None:
             return None, problem
         try:
-            body = {"model": self.model_name, "messages": self.to_openai_messages(request), "n": 1}
-            body.update(self.extra_body)
-            body.update(settings)
-            data = self._request("POST", "/chat/completions", body)
+            data = self._chat(request, settings)
             top = _first_choice(data)["logprobs"]["content"][0]["top_logprobs"]
             pairs = [(str(t["token"]).strip(), float(t["logprob"])) for t in top]
         except RequestFailed as e:
@@ -358,6 +378,10 @@ class OpenAIBackend(Backend):
         self._pool.shutdown(wait=True)
         self._client.close()
 
+
+def _retryable(status: int) -> bool:
+    """The statuses the SDK retries: timeouts, conflicts, rate limits, server errors."""
+    return status in (408, 409, 429) or status >= 500
 
 def _logsumexp(xs: list[float]) -> float:
     if not xs:
