@@ -36,12 +36,12 @@ def _quiet(name: str, root: Path | str, **kw: object):  # type: ignore[no-untype
         return load_benchmark(name, root, **kw)
 
 
+@pytest.mark.requires("datasets")
 def test_fixtures_are_current(tmp_path: Path) -> None:
     """The committed fixtures are what the generator writes (fixed seed, deterministic)."""
     import subprocess
     import sys
 
-    pytest.importorskip("datasets")
     script = Path(__file__).parents[1] / "scripts" / "make_benchmark_fixtures.py"
     subprocess.run(
         [sys.executable, str(script), "--out", str(tmp_path / "fx")], check=True, capture_output=True
@@ -118,10 +118,10 @@ def test_images_found_anywhere_under_root(tmp_path: Path) -> None:
     assert all(p.is_file() and "im2gps3k_rgb_images" in str(p) for p in ds.images)
 
 
+@pytest.mark.requires("datasets")
 def test_mp16_reason_hf_parquet() -> None:
     from georeason.data.images import load_image
 
-    pytest.importorskip("datasets")
     ds = load_benchmark("mp16-reason", F / "mp16_reason_hf")
     assert len(ds) == 6 and ds.reference_name == "mp16-reason-test"
     assert ds.label_columns == ["country", "city"]
@@ -139,8 +139,10 @@ def test_mp16_reason_globe_csv_layout() -> None:
     assert all(p.is_file() and p.parent.name == "eval_images" for p in ds.images)
 
 
+@pytest.mark.requires("datasets")
 def test_hf_save_to_disk_splits(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     from georeason.data.images import load_image
 
     rows = {

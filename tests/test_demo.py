@@ -60,6 +60,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, res.output
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_report_pngs_and_results(quick_run: tuple[Path, str]) -> None:
     out, output = quick_run
     for png in (REWARD_PNG, CDF_PNG, MAP_PNG):
@@ -98,6 +99,7 @@ def test_quick_demo_writes_report_pngs_and_results(quick_run: tuple[Path, str]) 
     assert not re.search(r"\bnan\b", output, re.IGNORECASE)
 
 
+@pytest.mark.slow
 def test_quick_demo_terminal_shows_one_line_per_logged_step(quick_run: tuple[Path, str]) -> None:
     """The trainers' raw log dicts are not printed: one short line per logging step, the
     full logs in each stage's train_log.jsonl; each evaluation bar names its model and split."""
@@ -122,6 +124,7 @@ def test_quick_demo_terminal_shows_one_line_per_logged_step(quick_run: tuple[Pat
         assert label in output
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_photos_to_locate(quick_run: tuple[Path, str]) -> None:
     """A handful of held-out photos as PNGs with their GPS in EXIF, and the report's
     `georeason locate` command runs on them with the demo's model."""
@@ -155,6 +158,7 @@ def _no_nan(name: str) -> None:
     raise AssertionError(f"{name} in results.json: not JSON")
 
 
+@pytest.mark.slow
 def test_quick_demo_results_are_real_measurements(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     payload = json.loads((out / RESULTS_JSON).read_text(encoding="utf-8"), parse_constant=_no_nan)

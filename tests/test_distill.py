@@ -367,6 +367,7 @@ def _expected(i: int, *, min_agree: int | None = None, min_loc: float | None = N
     return None if right >= min_agree else "wrong city"
 
 
+@pytest.mark.slow
 def test_distill_agreement_truth_and_rerun_filters(
     world: Path, rows: list[dict[str, Any]], server: tuple[str, FixedAnswers], tmp_path: Path
 ) -> None:
@@ -559,6 +560,7 @@ def test_distill_mp16_layout(
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_killed_distill_resumes_without_loss_or_duplicates(
     world: Path, rows: list[dict[str, Any]], server: tuple[str, FixedAnswers], tmp_path: Path
 ) -> None:
@@ -614,6 +616,7 @@ def test_killed_distill_resumes_without_loss_or_duplicates(
 
 
 @pytest.mark.slow
+@pytest.mark.requires("fastapi")
 def test_distill_with_tiny_model_teachers(
     world: Path,
     rows: list[dict[str, Any]],
@@ -623,7 +626,6 @@ def test_distill_with_tiny_model_teachers(
 ) -> None:
     """Three teachers: the fixed "truth" server, the tiny VLM served by `georeason serve`
     (a real process, openai backend) and the tiny VLM in process (hf backend)."""
-    pytest.importorskip("fastapi")
     from georeason.serve.process import ServeProcess
 
     url, _ = server

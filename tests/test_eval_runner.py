@@ -288,10 +288,10 @@ def test_concurrent_run_is_locked_out(tmp_path: Path) -> None:
             _run(tmp_path, _book(), limit=2)
 
 
+@pytest.mark.requires("httpx")
 def test_dead_backend_stops_the_run(tmp_path: Path) -> None:
     """The real openai backend against a port where nothing listens: every request fails, the
     runner stops after 3 all-failed batches, and the lines it wrote say why."""
-    pytest.importorskip("httpx")
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -339,6 +339,7 @@ def _wait_for_lines(proc: subprocess.Popen[bytes], path: Path, n: int, timeout: 
     raise AssertionError(f"no {n} lines after {timeout}s")
 
 
+@pytest.mark.slow
 def test_kill_and_resume_loses_and_duplicates_nothing(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     preds = out / PREDICTIONS_FILE

@@ -253,6 +253,7 @@ def test_bad_options() -> None:
     assert p.returncode == 2 and "unknown protocol" in p.stderr
 
 
+@pytest.mark.slow
 def test_hf_backend_with_the_tiny_model(tiny_backend_model: Path, photos: dict[str, Path]) -> None:
     model = tiny_backend_model
     p = run_locate(

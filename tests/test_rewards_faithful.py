@@ -326,9 +326,11 @@ def test_logging_is_optional_and_needs_only_what_is_given() -> None:
     log_coordinates({}, "x", np.array([1.0]), np.array([2.0]))  # nothing to log to: a no-op
 
 
+@pytest.mark.requires("trl")
 def test_logging_through_trls_own_trainer_methods() -> None:
     # The real callables: GRPOTrainer's bound methods on a stand-in holding their buffers.
-    grpo = pytest.importorskip("trl.trainer.grpo_trainer")
+    import trl.trainer.grpo_trainer as grpo
+
     state = SimpleNamespace(_pending_extra_logs=defaultdict(list), _pending_metrics=defaultdict(list))
     kwargs = {
         "log_extra": grpo.GRPOTrainer._log_completion_extra.__get__(state),

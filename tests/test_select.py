@@ -423,10 +423,12 @@ def test_select_difficulty_and_csv(labelled: tuple[Path, pd.DataFrame], tmp_path
         run_select(csv_in, tmp_path / "sel.parquet", SelectConfig(), plot=False)
 
 
+@pytest.mark.requires("datasets")
 def test_select_datasets_folder_and_cli(tmp_path: Path) -> None:
     """A `datasets` folder (the synthetic world) in, a `datasets` folder out, through the CLI;
     place labels come from the table (no label columns needed: reverse-geocoded)."""
-    datasets = pytest.importorskip("datasets")
+    import datasets
+
     from georeason.cli import app
     from georeason.commands import data_scale  # noqa: F401  (registers `data select`)
     from georeason.data.synthetic import make_world

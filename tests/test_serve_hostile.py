@@ -245,6 +245,7 @@ def test_generation_timeout_is_504_and_the_worker_stops(strict_server: Any) -> N
     assert health["timed_out"] >= 1 and health["in_flight"] == 0
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_busy_server_within_seconds(model_dir: Path) -> None:
     proc = _serve(model_dir, "--max-concurrency", "2").start()
     assert proc.proc is not None

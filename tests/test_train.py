@@ -146,6 +146,7 @@ def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 # --- SFT ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sft_changes_weights_and_logs_loss(tiny_model: Path, sft_run: TrainResult) -> None:
     before, after = _weights(tiny_model), _weights(sft_run.model_dir)
     changed = _changed(before, after)
@@ -161,6 +162,7 @@ def test_sft_changes_weights_and_logs_loss(tiny_model: Path, sft_run: TrainResul
     assert summary["model_dir"] == str(sft_run.model_dir) and summary["skipped_rows"] == 0
 
 
+@pytest.mark.slow
 def test_sft_model_reloads_and_answers_in_the_protocol_format(world: Path, sft_run: TrainResult) -> None:
     """The saved folder reloads with plain from_pretrained and, after SFT on these
     images, answers in Chain of Region format (parsed by the geor protocol)."""
@@ -405,6 +407,7 @@ def test_freeze_vision_tower_keeps_the_projector_trainable(tiny_model: Path, wor
     assert all(p.requires_grad for n, p in model.named_parameters() if "merger" in n or "language_model" in n)
 
 
+@pytest.mark.slow
 def test_grpo_with_lora_trains_the_adapter(sft_run: TrainResult, world: Path, tmp_path: Path) -> None:
     """LoRA GRPO: the reference policy is the adapter switched off (no second model)."""
     cfg = GeoGRPOConfig(
