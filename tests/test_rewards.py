@@ -26,7 +26,6 @@ from georeason.rewards import (
     JudgeError,
     KeywordJudge,
     LogprobJudge,
-    OpenAIChatLogprobs,
     RewardSpec,
     batch,
     consistency,
@@ -582,6 +581,8 @@ class _JudgeServer(http.server.BaseHTTPRequestHandler):
         text = body["messages"][1]["content"][-1]["text"]
         if text == "error":
             self.send_response(500)
+            self.send_header("Retry-After", "0.01")
+            self.send_header("Content-Length", "14")
             self.end_headers()
             self.wfile.write(b"internal error")
             return
@@ -614,25 +615,59 @@ def judge_server() -> Iterator[str]:
         server.server_close()
 
 
-def test_openai_compatible_judge_over_http(judge_server: str, caplog: pytest.LogCaptureFixture) -> None:
-    reward = make_globe_locatability(judge_server, judge_model="qwen2.5-vl")
+def _png(size: tuple[int, int] = (8, 6)) -> bytes:
+    pil = pytest.importorskip("PIL.Image")
+    import io
+
+    buf = io.BytesIO()
+    pil.new("RGB", size, (200, 30, 30)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("spec", ["url", "openai"])
+def test_openai_compatible_judge_over_http(
+    judge_server: str, spec: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pytest.importorskip("openai")
+    if spec == "url":
+        reward = make_globe_locatability(
+            judge_server, judge_model="qwen2.5-vl", judge_options={"max_retries": 1}
+        )
+    else:  # the same server as openai:URL:MODEL, the form distill's teachers use
+        reward = get_reward(
+            "globe_locatability", judge=f"openai:{judge_server}:qwen2.5-vl", judge_options={"max_retries": 1}
+        )
+    assert isinstance(reward.judge, judges.BackendJudge) and reward.judge.backend.name == "openai"
     with caplog.at_level(logging.ERROR, logger="georeason.rewards"):
-        out = reward(["street signs in Thai", "a wall", "error"], images=[b"\x89PNG", None, None])
+        out = reward(["street signs in Thai", "a wall", "error"], images=[_png(), None, None])
     assert out == [pytest.approx(0.8), pytest.approx(0.1), None]
-    assert "HTTP 500" in caplog.text
+    assert "HTTP 500" in caplog.text and "gave up after 2 attempts" in caplog.text
     first = next(
         r for r in _JudgeServer.requests if r["messages"][1]["content"][-1]["text"].startswith("street")
     )
     assert first["model"] == "qwen2.5-vl" and first["logprobs"] is True and first["max_tokens"] == 1
-    assert first["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image;base64,")
+    assert first["messages"][0] == {"role": "system", "content": judges.GLOBE_JUDGE_PROMPT}
+    assert first["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+    reward.judge.backend.close()
 
 
-def test_openai_judge_unreachable_is_a_failure() -> None:
-    backend = OpenAIChatLogprobs("http://127.0.0.1:9/v1", "m", timeout=2)
-    with pytest.raises(JudgeError, match="unreachable"):
-        LogprobJudge(backend).score("text")
-    with pytest.raises(ValueError, match="http"):
-        OpenAIChatLogprobs("localhost:8000", "m")
+def test_openai_judge_unreachable_is_a_failure(caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("openai")
+    from georeason.serve.process import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    reward = make_globe_locatability(url, judge_model="m", judge_options={"max_retries": 0, "timeout": 2})
+    with caplog.at_level(logging.ERROR, logger="georeason.rewards"):
+        assert reward(["text"]) == [None]
+    assert "connection error" in caplog.text
+    with pytest.raises(JudgeError, match="connection error"):
+        make_globe_locatability(url, judge_model="m", judge_options={"max_retries": 0}, on_error="raise")(
+            ["text"]
+        )
+    with pytest.raises(ValueError, match="openai:URL"):
+        make_globe_locatability("openai:localhost:8000")
+    with pytest.raises(ValueError, match="judge_model"):
+        make_globe_locatability(f"openai:{url}")
 
 
 # --------------------------------------------------------------------------- hierarchy

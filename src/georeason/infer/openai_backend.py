@@ -43,6 +43,7 @@ from georeason.infer.base import (
     NO_TOKENS,
     YES_TOKENS,
     Backend,
+    BackendError,
     Request,
     Response,
     check_request,
@@ -109,7 +110,13 @@ class OpenAIBackend(Backend):
         fmt = image_format.upper().replace("JPG", "JPEG")
         if fmt not in ("PNG", "JPEG"):
             raise ValueError(f"image_format must be PNG or JPEG, got {image_format!r}")
-        import openai
+        try:
+            import openai
+        except ImportError as e:
+            raise BackendError(
+                "the openai backend (and a judge given as a server URL) needs the openai SDK: "
+                "`pip install 'georeason[serve]'` (or `pip install openai`)"
+            ) from e
 
         self.base_url = base_url.rstrip("/")
         if api_key is None:
@@ -152,7 +159,9 @@ class OpenAIBackend(Backend):
 
     def _first_model(self) -> str:
         try:
-            page = self._call(lambda client: client.models.with_raw_response.list(extra_headers=self._headers))
+            page = self._call(
+                lambda client: client.models.with_raw_response.list(extra_headers=self._headers)
+            )
             return str(page["data"][0]["id"])
         except (KeyError, IndexError, TypeError) as e:
             raise RequestFailed(f"{self.base_url}/models lists no model; pass the model name") from e
@@ -203,6 +212,7 @@ class OpenAIBackend(Backend):
                     continue
             attempts = self._local.attempts
             raise RequestFailed(f"{problem} (gave up after {attempts} attempt{'s' if attempts != 1 else ''})")
+
     # -------------------------------------------------------------- messages
 
     def _data_url(self, image: Any) -> str:
@@ -269,7 +279,6 @@ class OpenAIBackend(Backend):
         if seed is not None:
             settings["seed"] = seed
         return list(self._pool.map(lambda r: self._one(r, settings), requests))
-
 
     def _chat(self, request: Request, settings: dict[str, Any]) -> dict[str, Any]:
         """``POST /chat/completions`` for one request; the JSON body, or RequestFailed."""
@@ -382,6 +391,7 @@ class OpenAIBackend(Backend):
 def _retryable(status: int) -> bool:
     """The statuses the SDK retries: timeouts, conflicts, rate limits, server errors."""
     return status in (408, 409, 429) or status >= 500
+
 
 def _logsumexp(xs: list[float]) -> float:
     if not xs:

@@ -59,8 +59,8 @@ from georeason.rewards.judges import (
     GlobeLocatability,
     KeywordJudge,
     LogprobJudge,
-    OpenAIChatLogprobs,
     make_globe_locatability,
+    openai_judge,
     resolve_judge,
 )
 from georeason.rewards.ours import (
@@ -101,7 +101,6 @@ __all__ = [
     "JudgeError",
     "KeywordJudge",
     "LogprobJudge",
-    "OpenAIChatLogprobs",
     "RewardSpec",
     "clear_caches",
     "clear_parse_cache",
@@ -130,5 +129,6 @@ __all__ = [
     "make_globe_locatability",
     "make_globe_visual",
     "make_hierarchy",
+    "openai_judge",
     "resolve_judge",
 ]

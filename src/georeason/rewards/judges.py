@@ -13,11 +13,12 @@ A *judge* here is any callable
 returning one entry per completion: ``P(yes)`` in [0, 1], or ``None`` / an exception
 instance for an item it could not judge. Four are provided:
 
-- :class:`LogprobJudge` wraps any backend that returns the top log-probabilities of the
-  next token (a vLLM or other OpenAI-compatible server through
-  :class:`OpenAIChatLogprobs`, or your own function) and applies GLOBE's formula.
 - :class:`BackendJudge` uses any :mod:`georeason.infer` backend (``hf``, ``openai``,
-  ``vllm``) through its ``yes_no_logprobs``.
+  ``vllm``) through its ``yes_no_logprobs``; a judge given as the URL of an
+  OpenAI-compatible server (vLLM, SGLang, TGI, a hosted API) is a BackendJudge over the
+  ``openai`` backend (the official SDK, with its retries and timeouts).
+- :class:`LogprobJudge` wraps your own function returning the top log-probabilities of
+  the next token and applies GLOBE's formula.
 - :class:`KeywordJudge` is a deterministic heuristic over the completion text (cue words
   vs. hedges): cheap, offline, for smoke runs and tests — **not** GLOBE's judge.
 - any function of your own with the signature above.
@@ -30,14 +31,9 @@ metric ``<reward name>/judge_failures``) and the item scores ``None`` — or, wi
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import logging
 import math
-import os
-import urllib.error
-import urllib.request
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -61,8 +57,8 @@ __all__ = [
     "KeywordJudge",
     "LogprobBackend",
     "LogprobJudge",
-    "OpenAIChatLogprobs",
     "make_globe_locatability",
+    "openai_judge",
     "resolve_judge",
 ]
 
@@ -146,99 +142,6 @@ class LogprobJudge:
             return [self._score_or_error(it) for it in items]
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
             return list(pool.map(self._score_or_error, items))
-
-
-class OpenAIChatLogprobs:
-    r"""Logprob backend for an OpenAI-compatible chat server (vLLM, SGLang, TGI, ...).
-
-    Sends the image (if any) and the completion as the user turn, GLOBE's judge
-    instruction as the system turn, asks for one token with ``top_logprobs`` and returns
-    ``{token: logprob}`` of that token. Uses only the standard library (no ``openai``
-    package). The URL and key come from the arguments (no hard-coded server); ``api_key``
-    defaults to ``$OPENAI_API_KEY`` or ``"EMPTY"`` (vLLM's convention).
-    Images may be a PIL image, bytes, a file path, or a dict with ``bytes`` or ``path``
-    (Hugging Face ``Image`` feature), or a list of these (the first is sent).
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key: str | None = None,
-        top_logprobs: int = 5,
-        timeout: float = 60.0,
-    ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"base_url must be an http(s) URL such as http://localhost:8000/v1, got {base_url!r}"
-            )
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "EMPTY")
-        self.top_logprobs = top_logprobs
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return f"OpenAIChatLogprobs(base_url={self.base_url!r}, model={self.model!r})"
-
-    def __call__(self, text: str, image: Any, system_prompt: str) -> dict[str, float]:
-        user: list[dict[str, Any]] = []
-        url = _image_data_url(image)
-        if url is not None:
-            user.append({"type": "image_url", "image_url": {"url": url}})
-        user.append({"type": "text", "text": text})
-        body = {
-            "model": self.model,
-            "messages": [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}],
-            "max_tokens": 1,
-            "temperature": 0.0,
-            "logprobs": True,
-            "top_logprobs": self.top_logprobs,
-        }
-        req = urllib.request.Request(
-            f"{self.base_url}/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                payload = json.load(resp)
-        except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode(errors="replace")
-            raise JudgeError(f"judge server {self.base_url} answered HTTP {exc.code}: {detail}") from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise JudgeError(f"judge server {self.base_url} unreachable: {exc}") from exc
-        try:
-            first = payload["choices"][0]["logprobs"]["content"][0]
-            return {str(t["token"]): float(t["logprob"]) for t in first["top_logprobs"]}
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise JudgeError(
-                f"judge server {self.base_url} returned no top_logprobs: {str(payload)[:300]}"
-            ) from exc
-
-
-def _image_data_url(image: Any) -> str | None:
-    if image is None:
-        return None
-    if isinstance(image, (list, tuple)):
-        return _image_data_url(image[0]) if image else None
-    if isinstance(image, Mapping):
-        if image.get("bytes"):
-            return _image_data_url(image["bytes"])
-        return _image_data_url(image.get("path"))
-    if isinstance(image, (bytes, bytearray)):
-        data = bytes(image)
-    elif isinstance(image, (str, os.PathLike)):
-        with open(image, "rb") as f:
-            data = f.read()
-    elif hasattr(image, "save"):  # PIL.Image.Image
-        buf = io.BytesIO()
-        image.convert("RGB").save(buf, format="PNG")
-        data = buf.getvalue()
-    else:
-        raise JudgeError(f"cannot send an image of type {type(image).__name__} to the judge")
-    return "data:image;base64," + base64.b64encode(data).decode()
 
 
 class BackendJudge:
@@ -466,13 +369,38 @@ class KeywordJudge:
         return [self.score(t) for t in completions]
 
 
+# openai:URL[:MODEL], as for distill's teachers: the URL ends where ":MODEL" starts
+_OPENAI_SPEC = re.compile(r"^openai:(https?://[^/:\s]+(?::\d+)?(?:/[^:\s]*)?)(?::(.+))?$")
+
+
+def openai_judge(
+    base_url: str, model: str, *, max_workers: int = 8, judge_options: Mapping[str, Any] | None = None
+) -> BackendJudge:
+    r"""GLOBE's judge on an OpenAI-compatible server: a :class:`BackendJudge` over the ``openai``
+    backend (``max_workers`` requests in flight). ``judge_options`` go to
+    :class:`georeason.infer.openai_backend.OpenAIBackend` (``max_retries``, ``timeout``,
+    ``api_key_env``, ``max_pixels``, ``image_format``, ``extra_body``, ...); the key comes
+    from ``$OPENAI_API_KEY`` (or ``api_key_env``), none -> no Authorization header.
+    """
+    from georeason.infer.openai_backend import OpenAIBackend  # needs the openai SDK (serve extra)
+
+    options = {"concurrency": max_workers, **(judge_options or {})}
+    return BackendJudge(OpenAIBackend(model, base_url=base_url, **options))
+
+
 def resolve_judge(
-    judge: Any, *, judge_model: str | None = None, max_workers: int = 8
+    judge: Any,
+    *,
+    judge_model: str | None = None,
+    max_workers: int = 8,
+    judge_options: Mapping[str, Any] | None = None,
 ) -> Callable[..., JudgeOutput]:
-    r"""A judge from a config value: a callable (used as is), ``"keyword"`` (:class:`KeywordJudge`),
-    an ``http(s)://`` URL of an OpenAI-compatible server (:class:`LogprobJudge` over
-    :class:`OpenAIChatLogprobs`, needs ``judge_model``), or a ``"package.module:name"`` path to
-    a judge or a judge class (instantiated without arguments).
+    r"""A judge from a config value: a callable (used as is), a :mod:`georeason.infer` backend
+    (:class:`BackendJudge`), ``"keyword"`` (:class:`KeywordJudge`), an OpenAI-compatible judge
+    server as ``"http(s)://HOST:PORT/v1"`` plus ``judge_model`` or as
+    ``"openai:URL[:MODEL]"`` (:func:`openai_judge`: a BackendJudge over the ``openai``
+    backend, options in ``judge_options``), or a ``"package.module:name"`` path to a judge
+    or a judge class (instantiated without arguments).
 
     >>> resolve_judge("keyword")
     KeywordJudge(48 cues, 25 hedges, hedge_weight=2.0)
@@ -484,10 +412,21 @@ def resolve_judge(
     if isinstance(judge, str):
         if judge == "keyword":
             return KeywordJudge()
-        if judge.startswith(("http://", "https://")):
-            if not judge_model:
-                raise ValueError(f"a judge server URL ({judge}) needs judge_model=<the served model name>")
-            return LogprobJudge(OpenAIChatLogprobs(judge, judge_model), max_workers=max_workers)
+        url, model = judge, judge_model
+        if judge.startswith("openai:"):
+            m = _OPENAI_SPEC.match(judge.strip())
+            if not m:
+                raise ValueError(
+                    f"bad judge {judge!r}: use openai:URL[:MODEL], e.g. openai:http://127.0.0.1:8001/v1:qwen2.5-vl"
+                )
+            url, model = m.group(1), m.group(2) or judge_model
+        if url.startswith(("http://", "https://")):
+            if not model:
+                raise ValueError(
+                    f"a judge server URL ({url}) needs judge_model=<the served model name> "
+                    "(or give it as openai:URL:MODEL)"
+                )
+            return openai_judge(url, model, max_workers=max_workers, judge_options=judge_options)
         from georeason.rewards.registry import import_object
 
         obj = import_object(judge, what="judge")
@@ -495,8 +434,9 @@ def resolve_judge(
     if isinstance(judge, type):
         return resolve_judge(judge())
     raise TypeError(
-        "judge must be a callable (completions, *, prompts, images) -> P(yes) list, 'keyword', an http(s) URL "
-        f"of an OpenAI-compatible judge server, or a 'package.module:name' path; got {judge!r}"
+        "judge must be a callable (completions, *, prompts, images) -> P(yes) list, a georeason.infer backend, "
+        "'keyword', an http(s) URL (or openai:URL[:MODEL]) of an OpenAI-compatible judge server, "
+        f"or a 'package.module:name' path; got {judge!r}"
     )
 
 
@@ -522,10 +462,11 @@ class GlobeLocatability:
         on_error: Literal["none", "raise"] = "none",
         name: str = "globe_locatability",
         judge_model: str | None = None,
+        judge_options: Mapping[str, Any] | None = None,
     ) -> None:
         if on_error not in ("none", "raise"):
             raise ValueError(f"on_error must be 'none' or 'raise', got {on_error!r}")
-        self.judge = resolve_judge(judge, judge_model=judge_model)
+        self.judge = resolve_judge(judge, judge_model=judge_model, judge_options=judge_options)
         self.on_error = on_error
         self.__name__ = name
 
@@ -604,11 +545,15 @@ def make_globe_locatability(
     on_error: Literal["none", "raise"] = "none",
     name: str = "globe_locatability",
     judge_model: str | None = None,
+    judge_options: Mapping[str, Any] | None = None,
 ) -> GlobeLocatability:
-    r"""GLOBE's locatability reward over ``judge`` (see :func:`resolve_judge` for the accepted forms).
+    r"""GLOBE's locatability reward over ``judge`` (see :func:`resolve_judge` for the accepted forms;
+    ``judge_options`` configure a judge server's client, see :func:`openai_judge`).
 
     >>> reward = make_globe_locatability(lambda texts, **_: [0.9 if "sign" in t else 0.2 for t in texts])
     >>> reward.__name__, reward(["a street sign", "a wall"])
     ('globe_locatability', [0.9, 0.2])
     """
-    return GlobeLocatability(judge, on_error=on_error, name=name, judge_model=judge_model)
+    return GlobeLocatability(
+        judge, on_error=on_error, name=name, judge_model=judge_model, judge_options=judge_options
+    )

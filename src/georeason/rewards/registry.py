@@ -152,7 +152,7 @@ def get_reward(name: str, /, **options: Any) -> RewardFunc:
             raise ValueError(
                 "globe_locatability needs a judge: get_reward('globe_locatability', judge=...) with a callable, "
                 "'keyword' (offline heuristic), or the http(s) URL of an OpenAI-compatible judge server plus "
-                "judge_model=...; see georeason.rewards.make_globe_locatability"
+                "judge_model=... (or 'openai:URL:MODEL'); see georeason.rewards.make_globe_locatability"
             )
         return FACTORIES[name](**options)
     if name in REWARDS:
