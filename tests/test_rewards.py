@@ -649,6 +649,10 @@ def test_openai_compatible_judge_over_http(
     assert first["messages"][0] == {"role": "system", "content": judges.GLOBE_JUDGE_PROMPT}
     assert first["messages"][1]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
     reward.judge.backend.close()
+    clone = pickle.loads(pickle.dumps(reward))  # a reward travels to TRL's workers: settings only
+    assert clone(["street signs again"]) == [pytest.approx(0.8)]
+    assert clone.judge.backend.max_retries == 1 and clone.judge.backend.model_name == "qwen2.5-vl"
+    clone.judge.backend.close()
 
 
 def test_openai_judge_unreachable_is_a_failure(caplog: pytest.LogCaptureFixture) -> None:

@@ -111,7 +111,7 @@ class OpenAIBackend(Backend):
         if fmt not in ("PNG", "JPEG"):
             raise ValueError(f"image_format must be PNG or JPEG, got {image_format!r}")
         try:
-            import openai
+            import openai  # noqa: F401  (here: a clear message when the SDK is missing)
         except ImportError as e:
             raise BackendError(
                 "the openai backend (and a judge given as a server URL) needs the openai SDK: "
@@ -128,23 +128,38 @@ class OpenAIBackend(Backend):
         self.jpeg_quality = jpeg_quality
         self.max_pixels = max_pixels
         self.extra_body = dict(extra_body or {})
+        self._api_key = api_key
+        self.attempts = 0  # HTTP attempts made, SDK retries included (for reports and tests)
+        self.last_errors = []
+        self._connect()
+        self.model_name = model if model and model != "auto" else self._first_model()
+
+    def _connect(self) -> None:
+        """The SDK client, its thread pool and locks (rebuilt after unpickling)."""
+        import openai
+
         # The SDK insists on credentials; keyless servers (vLLM without --api-key) get a
         # placeholder key and every request omits the Authorization header.
-        self._headers: dict[str, Any] = {} if api_key else {"Authorization": openai.omit}
+        self._headers: dict[str, Any] = {} if self._api_key else {"Authorization": openai.omit}
         self._lock = threading.Lock()
         self._local = threading.local()
-        self.attempts = 0  # HTTP attempts made, SDK retries included (for reports and tests)
         self._client = openai.OpenAI(
             base_url=self.base_url,
-            api_key=api_key or "no-key",
-            max_retries=max_retries,
-            timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)),
+            api_key=self._api_key or "no-key",
+            max_retries=self.max_retries,
+            timeout=openai.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             # the SDK's connection pool (100 kept alive) is larger than any sane concurrency
             http_client=openai.DefaultHttpxClient(event_hooks={"request": [self._count_attempt]}),
         )
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="georeason-openai")
-        self.last_errors = []
-        self.model_name = model if model and model != "auto" else self._first_model()
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="georeason-openai")
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable (a reward with a judge server travels to TRL's workers): settings only.
+        return {k: v for k, v in self.__dict__.items() if k not in _LIVE}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._connect()
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model_name!r}, base_url={self.base_url!r}, concurrency={self.concurrency})"
@@ -386,6 +401,10 @@ class OpenAIBackend(Backend):
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._client.close()
+
+
+#: attributes rebuilt by OpenAIBackend._connect, never pickled
+_LIVE = frozenset({"_headers", "_lock", "_local", "_client", "_pool"})
 
 
 def _retryable(status: int) -> bool:
