@@ -116,6 +116,9 @@ def main() -> None:
         for k, v in {**scores, "cost": cost}.items():
             row.setdefault(k, []).append(v)
 
+    # One untimed greedy run first: the process's first generation pays torch's warm-up,
+    # which would otherwise inflate the first model's greedy time and flatter its ratios.
+    _evaluate(a.demos[0], MODELS[0][0], a.out / "warm-up", 1, 0.0)
     for demo in a.demos:
         for short, name in MODELS:
             greedy, t_greedy = _evaluate(demo, short, a.out / demo.name / short / "greedy", 1, 0.0)
