@@ -47,6 +47,7 @@ from georeason.demo import (
     claim_lines,
     compare,
     quick_config,
+    sampled_row,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -55,7 +56,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo") / "run"
-    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--seed", "3"])
+    # --samples 2: the self-consistency rows run too (two sampled chains, their medoid)
+    res = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out), "--seed", "3", "--samples", "2"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     return out, res.output
 
@@ -188,6 +190,15 @@ def test_quick_demo_results_are_real_measurements(quick_run: tuple[Path, str]) -
         lines = (out / "eval" / name / "predictions.jsonl").read_text().splitlines()
         assert len(lines) == n_test
     assert (out / "sft" / "config.json").is_file() and (out / "grpo" / "config.json").is_file()
+    # --samples 2: each model also answered with two sampled chains, a row beside greedy
+    for name, short in ((SFT_ONLY, "sft"), (SFT_GRPO, "grpo")):
+        row = sampled_row(name, 2)
+        assert set(rows[row]) == set(rows[name])
+        lines = (out / "eval" / f"{short}_k2" / "predictions.jsonl").read_text().splitlines()
+        recs = [json.loads(x) for x in lines]
+        assert len(recs) == n_test
+        assert all(len(r["samples"]) == 2 for r in recs if r["completion"] is not None)
+        assert row in (out / REPORT_MD).read_text(encoding="utf-8")
     # how each model's answer follows its own reasoning about the road tint
     for name in (SFT_ONLY, SFT_GRPO):
         reading = res["reading"][name]

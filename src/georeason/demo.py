@@ -174,6 +174,10 @@ class DemoConfig:
     eval_batch_size: int = 50
     max_new_tokens: int = 100
     eval_seen: int = 200  # also evaluate on this many training photos (0: skip)
+    # > 1: also answer each test photo with this many samples at T = 0.7, reduced by their
+    # medoid (self-consistency, georeason.consensus): one more row per model; costs ~K x the
+    # greedy evaluation (docs/experiments/2026-12-05-self-consistency.md)
+    samples: int = 0
     progress: bool = True
 
     @property
@@ -419,6 +423,11 @@ def grpo_config(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
 _LABELS = ("continent", "country_code", "country", "admin1", "city")
 
 
+def sampled_row(model_row: str, samples: int) -> str:
+    """The table row of a model answered by ``samples`` sampled chains and their medoid."""
+    return f"{model_row}, {samples} samples (medoid)"
+
+
 def evaluate_model(
     model_dir: Path,
     name: str,
@@ -427,13 +436,17 @@ def evaluate_model(
     split: str = "test",
     limit: int | None = None,
     label: str | None = None,
+    samples: int = 1,
 ) -> list[dict[str, Any]]:
     """Greedy answers of a model on a split of the world, one record per photo (the eval runner).
-    ``label`` names the progress bar (default: ``name`` and ``split``)."""
+    ``label`` names the progress bar (default: ``name`` and ``split``). ``samples`` K > 1:
+    K sampled answers per photo at T = 0.7 reduced by their medoid instead of one greedy one."""
     from georeason.eval.runner import PREDICTIONS_FILE, EvalConfig, read_records, run_eval
     from georeason.infer import get_backend
 
     out = cfg.out / "eval" / (name if split == "test" else f"{name}_{split}")
+    if samples > 1:
+        out = out.with_name(f"{out.name}_k{samples}")
     config = EvalConfig(
         benchmark="synthetic",
         data=str(cfg.out / "world"),
@@ -441,12 +454,14 @@ def evaluate_model(
         backend="hf",
         protocol=PROTOCOL,
         limit=limit,
-        batch_size=cfg.eval_batch_size,
+        batch_size=max(1, cfg.eval_batch_size // samples),  # about as many rows per call as greedy
         max_new_tokens=cfg.max_new_tokens,
-        temperature=0.0,
+        temperature=0.7 if samples > 1 else 0.0,
+        samples=samples,
+        aggregate="medoid",
         benchmark_options={"split": split},
     )
-    backend = get_backend("hf", str(model_dir), batch_size=cfg.eval_batch_size, device="cpu")
+    backend = get_backend("hf", str(model_dir), batch_size=config.batch_size, device="cpu")
     try:
         run_eval(
             config,
@@ -810,6 +825,14 @@ def _run_demo(cfg: DemoConfig, log: Log) -> DemoResult:
     models = {SFT_ONLY: ("sft", sft.model_dir), SFT_GRPO: ("grpo", grpo.model_dir)}
     for name, (short, model) in models.items():
         records[name] = evaluate_model(model, short, cfg, label=f"{name}, held-out cities")
+    sampled = []
+    if cfg.samples > 1:
+        for name, (short, model) in models.items():
+            row = sampled_row(name, cfg.samples)
+            records[row] = evaluate_model(
+                model, short, cfg, samples=cfg.samples, label=f"{row}, held-out cities"
+            )
+            sampled.append(row)
     seen_rows: dict[str, dict[str, float]] = {}
     if cfg.eval_seen:
         for name, (short, model) in models.items():
@@ -827,7 +850,7 @@ def _run_demo(cfg: DemoConfig, log: Log) -> DemoResult:
 
     result = DemoResult(
         seed=cfg.seed,
-        rows={name: score(records[name]) for name in ROWS},
+        rows={name: score(records[name]) for name in (*ROWS, *sampled)},
         seen_rows=seen_rows,
         oracles={k: _oracle_row(v) for k, v in data.ceilings.get("test", {}).items()},
         seconds=seconds,
@@ -999,7 +1022,8 @@ def table_rows(results: Sequence[DemoResult], *, oracles: bool = True) -> list[l
     """Header + one row per method (mean ± std over seeds) + the oracle ceilings, on the
     held-out cities (no `city` column: see :data:`HELD_OUT_COLUMNS`)."""
     rows = [["method", *[c[1] for c in HELD_OUT_COLUMNS]]]
-    for name in ROWS:
+    extra = [k for k in results[0].rows if k not in ROWS and all(k in r.rows for r in results)]
+    for name in (*ROWS, *extra):
         rows.append(
             [name, *[_cell([r.rows[name][k] for r in results], kind) for k, _, kind in HELD_OUT_COLUMNS]]
         )

@@ -49,6 +49,15 @@ def demo(
     sft_lr: Annotated[float | None, typer.Option("--sft-lr", help="SFT learning rate.")] = None,
     n_train: Annotated[int | None, typer.Option("--n-train", min=16, help="Training images.")] = None,
     n_test: Annotated[int | None, typer.Option("--n-test", min=8, help="Held-out-city test images.")] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            "--samples",
+            min=2,
+            help="Also answer each test photo with K sampled chains (T 0.7) and their medoid "
+            "(self-consistency): one more row per model; costs about K times the greedy evaluation.",
+        ),
+    ] = None,
 ) -> None:
     """Build the synthetic world and a tiny VLM, train SFT then GRPO (Geo-R reward), and
     evaluate on held-out cities against baselines. Writes OUT/report.md and PNGs.
@@ -70,6 +79,7 @@ def demo(
         "sft_lr": sft_lr,
         "n_train": n_train,
         "n_test": n_test,
+        "samples": samples,
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     try:
