@@ -34,9 +34,11 @@ import argparse
 import math
 import random
 import reprlib
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,9 @@ import numpy as np
 from georeason.geo.gazetteer import gazetteer
 from georeason.protocols import PROTOCOLS
 from georeason.rewards import REWARD_RANGES, REWARDS, KeywordJudge, make_globe_locatability
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from hostile import HostileStr, Unprintable  # the tests' hostile objects, one definition
 
 TOKENS = [
     "<think>", "</think>", "<answer>", "</answer>", "<THINK>", "<ANSWER>", "Country:", "country: ",
@@ -65,21 +70,6 @@ CATEGORIES = {  # share of the completions
     "long_names": 0.12,
     "non_string": 0.10,
 }
-
-
-class _Unprintable:
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-    __str__ = __repr__
-
-
-class _HostileStr(str):
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    def strip(self, *args: Any) -> str:
-        raise RuntimeError("no strip")
 
 
 class Generator:
@@ -208,9 +198,9 @@ class Generator:
         if k < 0.5:
             return cat, self.answer().encode("utf-8")[: r.randrange(0, 200)] + bytes([r.randrange(128, 256)])
         if k < 0.6:
-            return cat, _Unprintable()
+            return cat, Unprintable()
         if k < 0.7:
-            return cat, _HostileStr(self.answer())
+            return cat, HostileStr(self.answer())
         if k < 0.8:
             msg: dict[str, Any] = {"role": "assistant"}
             msg["content"] = [msg]
@@ -219,7 +209,7 @@ class Generator:
             return cat, [
                 {
                     "role": r.choice(["assistant", "user", None]),
-                    "content": r.choice([None, 5, {"a": 1}, [1, 2], _Unprintable()]),
+                    "content": r.choice([None, 5, {"a": 1}, [1, 2], Unprintable()]),
                 }
             ]
         return cat, {"role": "assistant", "content": self.answer(), "extra": set()}
@@ -246,7 +236,7 @@ class Generator:
                     "1e400",
                     10 ** r.randrange(400, 5000),
                     city * 500,
-                    _Unprintable(),
+                    Unprintable(),
                     [[[]]],
                     {"text": None},
                     b"\xff",

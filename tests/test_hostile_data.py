@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile import HostileStr, Unprintable  # tests/hostile.py
 
 from georeason.geo.gazetteer import forward_geocode, gazetteer, names_match
 from georeason.rewards import globe_accuracy, hierarchy
@@ -101,25 +102,6 @@ def test_qualified_names_still_read() -> None:
 # ---------------------------------------------------------------------------
 
 
-class _NoRepr:
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-
-class _HostileStr(str):
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    def strip(self, *args: Any) -> str:
-        raise RuntimeError("no strip")
-
-    def split(self, *args: Any, **kwargs: Any) -> list[str]:
-        raise RuntimeError("no split")
-
-
 def _deep(depth: int) -> list[Any]:
     x: list[Any] = []
     for _ in range(depth):
@@ -137,14 +119,14 @@ def hostile_objects() -> dict[str, Any]:
     """Completions (or column values) that are not what TRL hands over, built fresh."""
     return {
         "5,000-deep list": _deep(5000),
-        "repr raises": _NoRepr(),
-        "str subclass with raising methods": _HostileStr(
+        "repr raises": Unprintable(),
+        "str subclass with raising methods": HostileStr(
             "<answer>Country: France\nCity: Paris\nCoordinates: (48.85, 2.35)</answer>"
         ),
         "self-referential message": _self_referential(),
         "int past the digit limit": 10**5000,
         "generator": (c for c in "<answer>"),
-        "message whose content raises": [{"role": "assistant", "content": _NoRepr()}],
+        "message whose content raises": [{"role": "assistant", "content": Unprintable()}],
         "invalid UTF-8 bytes": b"\xff\xfe<answer>",
         "nan": float("nan"),
     }

@@ -14,6 +14,7 @@ import re
 from typing import Any
 from unittest.mock import patch
 
+from hostile import HostileStr, Unprintable  # tests/hostile.py
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -242,21 +243,6 @@ def test_clean_name_fast_path_agrees_with_full_cleaning(value: str) -> None:
 
 
 # Issue 13: objects TRL never hands over, but a buggy caller or a hostile client might.
-class _Unprintable:
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-    __str__ = __repr__
-
-
-class _HostileStr(str):
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    def strip(self, *args: Any) -> str:
-        raise RuntimeError("no strip")
-
-
 def _nested(depth: int, kind: int) -> Any:
     x: Any = "<answer>Coordinates: (1, 2)</answer>"
     for _ in range(depth):
@@ -266,9 +252,9 @@ def _nested(depth: int, kind: int) -> Any:
 
 hostile_objects = st.one_of(
     st.builds(_nested, st.integers(1, 6000), st.integers(0, 2)),
-    st.just(_Unprintable()),
-    st.just([{"role": "assistant", "content": _Unprintable()}]),
-    any_text.map(_HostileStr),
+    st.just(Unprintable()),
+    st.just([{"role": "assistant", "content": Unprintable()}]),
+    any_text.map(HostileStr),
     st.integers(4300, 6000).map(lambda k: 10**k),  # str() of it raises (Python's digit limit)
     st.binary(max_size=200),
     st.floats(),

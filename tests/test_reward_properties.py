@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from hostile import HostileStr, Unprintable  # tests/hostile.py
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -63,21 +64,6 @@ any_text = st.one_of(st.text(max_size=400), structured_text)
 
 # Issue 13: hostile values — objects whose repr/str raise, deep nesting, ints past
 # Python's digit limit, str subclasses with raising methods, huge names.
-class _Unprintable:
-    def __repr__(self) -> str:
-        raise RuntimeError("no repr")
-
-    __str__ = __repr__
-
-
-class _HostileStr(str):
-    def __str__(self) -> str:
-        raise RuntimeError("no str")
-
-    def strip(self, *args: object) -> str:
-        raise RuntimeError("no strip")
-
-
 def _deep(depth: int) -> object:
     x: object = "<answer>country: France\ncity: Paris</answer>"
     for _ in range(depth):
@@ -87,7 +73,7 @@ def _deep(depth: int) -> object:
 
 hostile = st.one_of(
     st.builds(_deep, st.integers(1, 6000)),
-    st.just(_Unprintable()),
+    st.just(Unprintable()),
     st.integers(4300, 5000).map(lambda k: 10**k),
     st.binary(max_size=40),
 )
@@ -104,7 +90,7 @@ completion = st.one_of(
     st.integers(),
     st.lists(st.one_of(st.integers(), st.text(max_size=10)), max_size=3),
     hostile,
-    any_text.map(_HostileStr),
+    any_text.map(HostileStr),
     huge_name.map(
         lambda n: f"<answer>Country: {n}\nCity: {n}\ncountry: {n}\ncity: {n}\nCoordinates: (1, 2)</answer>"
     ),
