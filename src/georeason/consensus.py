@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from georeason.geo import admin1_key, haversine_km, normalize_name, reverse_geocode_batch
-from georeason.match import answer_country_code, place_answer
+from georeason.match import country_code_named, place_answer
 from georeason.types import Prediction
 
 __all__ = ["AGGREGATORS", "AGREEMENT_KM", "Consensus", "aggregate", "geometric_median"]
@@ -147,10 +147,10 @@ def _majority(keys: Sequence[str | None]) -> str | None:
 def _vote(preds: Sequence[Prediction], located: list[int]) -> list[int]:
     """Indices (among ``located``) of the answers agreeing with the hierarchical majority."""
     group = located
-    country = _majority([answer_country_code(preds[i]) for i in group])
+    country = _majority([country_code_named(preds[i]) for i in group])
     if country is None:
         return group
-    group = [i for i in group if answer_country_code(preds[i]) == country]
+    group = [i for i in group if country_code_named(preds[i]) == country]
     for level, key in (("admin1", admin1_key), ("city", normalize_name)):
         names = [key(str(getattr(preds[i], level))) if getattr(preds[i], level) else None for i in group]
         winner = _majority(names)
@@ -207,7 +207,7 @@ def aggregate(
 
 def _countries(preds: Sequence[Prediction], points: Sequence[tuple[float, float] | None]) -> list[str | None]:
     """Each sample's country: the one it names, else the one its point lies in."""
-    out = [answer_country_code(p) for p in preds]
+    out = [country_code_named(p) for p in preds]
     todo = [i for i, c in enumerate(out) if c is None and points[i] is not None]
     if todo:
         table = reverse_geocode_batch([points[i][0] for i in todo], [points[i][1] for i in todo])  # type: ignore[index]

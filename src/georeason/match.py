@@ -51,11 +51,11 @@ __all__ = [
     "Placement",
     "Truth",
     "admin1_matches",
-    "answer_country_code",
     "cities_match",
     "continent_code",
     "continent_of_code",
     "countries_match",
+    "country_code_named",
     "country_code_of",
     "judge",
     "names_match",
@@ -106,7 +106,7 @@ class Truth:
 
     @property
     def continent_code(self) -> str | None:
-        code = _true_code(self)
+        code = country_code_named(self)
         return continent_code(_text(self.continent)) or (continent_of_code(code) if code else None)
 
 
@@ -163,9 +163,10 @@ def _text(value: object) -> str | None:
     return s or None
 
 
-def answer_country_code(answer: Named) -> str | None:
-    r"""The named country as an ISO code: the ``country_code`` if it reads as one, else the name's."""
-    return country_code_of(_text(answer.country_code)) or country_code_of(_text(answer.country))
+def country_code_named(named: Named) -> str | None:
+    r"""The country an answer or a truth names, as an ISO code: its ``country_code`` if that
+    reads as one, else its ``country`` name's."""
+    return country_code_of(_text(named.country_code)) or country_code_of(_text(named.country))
 
 
 def countries_match(answer: Named, truth: Truth) -> bool:
@@ -175,8 +176,8 @@ def countries_match(answer: Named, truth: Truth) -> bool:
     >>> countries_match(Truth(country="Ivory Coast"), Truth(country_code="CI"))
     True
     """
-    acc = answer_country_code(answer)
-    tcc = _true_code(truth)
+    acc = country_code_named(answer)
+    tcc = country_code_named(truth)
     if acc is not None and tcc is not None:
         return acc == tcc
     aname = _text(answer.country) or _text(answer.country_code)
@@ -184,10 +185,6 @@ def countries_match(answer: Named, truth: Truth) -> bool:
     if aname and tname:
         return names_match(aname, tname, "country", None)
     return False
-
-
-def _true_code(truth: Truth) -> str | None:
-    return country_code_of(_text(truth.country_code)) or country_code_of(_text(truth.country))
 
 
 def cities_match(answer_city: str | None, true_city: str | None, country_code: str | None) -> bool:
@@ -220,7 +217,7 @@ def judge(answer: Named, truth: Truth, levels: tuple[str, ...] = LEVELS) -> dict
     unknown = set(levels) - set(LEVELS)
     if unknown:
         raise ValueError(f"unknown levels {sorted(unknown)}; the levels are {list(LEVELS)}")
-    tcc = _true_code(truth)
+    tcc = country_code_named(truth)
     country_named = _text(answer.country) is not None or _text(answer.country_code) is not None
     country_ok = countries_match(answer, truth) if truth.has_country else None
     # A named, wrong country makes the lower names other places; no country named leaves
@@ -231,7 +228,7 @@ def judge(answer: Named, truth: Truth, levels: tuple[str, ...] = LEVELS) -> dict
         if not truth.has(level):
             out[level] = None
         elif level == "continent":
-            acc = answer_country_code(answer)
+            acc = country_code_named(answer)
             stated = continent_code(_text(answer.continent))
             out[level] = (stated or (continent_of_code(acc) if acc else None)) == truth.continent_code
         elif level == "country":

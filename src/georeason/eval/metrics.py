@@ -598,7 +598,7 @@ def _hierarchy(
     (continent may be derived from country). Each distinct (truth, answer) combination
     is judged once: labels repeat a lot.
     """
-    from georeason.match import Truth, answer_country_code, continent_code, judge
+    from georeason.match import Truth, continent_code, country_code_named, judge
 
     t_df = true_df.loc[keep].reset_index(drop=True)
     p_df = pred_df.loc[keep].reset_index(drop=True)
@@ -641,7 +641,7 @@ def _hierarchy(
             verdict[level][u] = ok_u
         for level in levels:
             if level == "continent":
-                given[level][u] = bool(continent_code(answer.continent) or answer_country_code(answer))
+                given[level][u] = bool(continent_code(answer.continent) or country_code_named(answer))
             elif level == "country":
                 given[level][u] = answer.has_country
             else:

@@ -28,7 +28,6 @@ from georeason import geo
 from georeason.geo import haversine_km
 from georeason.match import (
     Truth,
-    answer_country_code,
     cities_match,
     continent_code,
     continent_of_code,
@@ -56,7 +55,6 @@ __all__ = [
     "log_coordinates",
     "mentions",
     "parse_completions",
-    "pred_country_code",
     "text_key",
     "true_coordinates",
     "true_places",
@@ -257,9 +255,7 @@ def log_coordinates(
 
 # --------------------------------------------------------------------------- names
 # Judging names lives in georeason.match (one rule for metrics, rewards and pipelines);
-# these names are re-exported for the rewards' own use.
-
-pred_country_code = answer_country_code
+# the names imported from it above are re-exported for the rewards' own use.
 
 
 # --------------------------------------------------------------------------- truth

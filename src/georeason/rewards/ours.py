@@ -23,7 +23,7 @@ import numpy as np
 
 from georeason import geo
 from georeason.geo import haversine_km
-from georeason.match import Truth, answer_country_code, judge, names_match, place_answer
+from georeason.match import Truth, country_code_named, judge, names_match, place_answer
 from georeason.rewards.batch import (
     log_coordinates,
     parse_completions,
@@ -193,7 +193,7 @@ class ConsistencyReward:
             p = preds[i]
             ok = True
             if p.country or p.country_code:
-                ok = answer_country_code(p) == table.country_code[j]
+                ok = country_code_named(p) == table.country_code[j]
             if ok and p.city:
                 pending.append((i, j, p.city))
                 candidates.append(_city_rows(p.city))
