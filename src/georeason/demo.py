@@ -24,7 +24,7 @@ Reads top to bottom, like a training script:
 whether GRPO beats SFT by more than that spread.
 
 **Choices, and why** (budget: <= 10 minutes on 2 CPU cores, no download; the
-runs behind each are in docs/experiments/2026-11-22-demo-defaults.md):
+runs behind each are listed in docs/experiments/README.md):
 
 - Geo-R's Chain of Region answer, unchanged: the reward parses what a 7B run writes.
 - 0.64M parameters, 1,024-token vocabulary: the language head is most of a tiny model's compute.
@@ -43,8 +43,8 @@ runs behind each are in docs/experiments/2026-11-22-demo-defaults.md):
 - GRPO "wins" only if better in every seed by more than the spread: ~24 choices decide a seed's median.
 
 What the demo has measured — GRPO does not beat SFT here; SFT trained for the same
-compute does better than both — and the runs behind it are dated write-ups under
-docs/experiments/ (2026-11-25, 2026-12-05).
+compute does better than both — and the runs behind it are dated write-ups indexed in
+docs/experiments/README.md.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ class DemoConfig:
     eval_seen: int = 200  # also evaluate on this many training photos (0: skip)
     # > 1: also answer each test photo with this many samples at T = 0.7, reduced by their
     # medoid (self-consistency, georeason.consensus): one more row per model; costs ~K x the
-    # greedy evaluation (docs/experiments/2026-12-05-self-consistency.md)
+    # greedy evaluation (the self-consistency page under docs/experiments/)
     samples: int = 0
     progress: bool = True
 
