@@ -185,3 +185,12 @@ def test_metric_judges_repeated_labels_once_and_keeps_counts() -> None:
     assert m.hierarchy["city"].correct == int(right.sum())
     assert m.hierarchy["country"].correct == n
     assert m.hierarchy["continent"].correct == n
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import georeason.match as match
+
+    result = doctest.testmod(match)
+    assert result.failed == 0 and result.attempted > 0

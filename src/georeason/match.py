@@ -60,6 +60,7 @@ __all__ = [
     "judge",
     "names_match",
     "place_answer",
+    "place_by_names",
     "place_names",
 ]
 
@@ -251,7 +252,7 @@ class Placement:
     lat: float
     lon: float
     level: str
-    place: Place | None = field(default=None, compare=False)
+    place: Place | None = field(default=None, compare=False, repr=False)
     """The gazetteer's place that placed a named answer (None for stated coordinates)."""
 
 
@@ -285,9 +286,24 @@ def place_names(city: str | None, admin1: str | None, country: str | None) -> Pl
     return None
 
 
-def place_answer(answer: Named, lat: float | None = None, lon: float | None = None) -> Placement | None:
-    r"""Where an answer lies: its stated ``lat``/``lon`` (``Prediction.lat``/``lon`` when not
-    given), else its names by :func:`place_names`; None when it names no place that resolves.
+def place_by_names(answer: Named) -> Placement | None:
+    r"""Where the places an answer names lie, its coordinates ignored (:func:`place_names` on
+    its city, admin1 and country — the ISO code where given); None when none resolves.
+
+    >>> from georeason.types import Prediction
+    >>> place_by_names(Prediction(country="Japan", city="Kyoto", lat=0.0, lon=0.0)).level
+    'city'
+    """
+    country = _text(answer.country_code) or _text(answer.country)
+    city, admin1 = _text(answer.city), _text(answer.admin1)
+    if not (city or admin1 or country):
+        return None
+    return place_names(city, admin1, country)
+
+
+def place_answer(answer: Named) -> Placement | None:
+    r"""Where an answer lies: its stated ``lat``/``lon`` (a ``Prediction``'s), else where its
+    names lie (:func:`place_by_names`); None when it names no place that resolves.
 
     >>> from georeason.types import Prediction
     >>> place_answer(Prediction(country="France", city="Paris", lat=48.85, lon=2.35))
@@ -295,12 +311,7 @@ def place_answer(answer: Named, lat: float | None = None, lon: float | None = No
     >>> place_answer(Prediction(country="Atlantis", city="Lyon")).level
     'city (country ignored)'
     """
-    if lat is None or lon is None:
-        lat, lon = getattr(answer, "lat", None), getattr(answer, "lon", None)
+    lat, lon = getattr(answer, "lat", None), getattr(answer, "lon", None)
     if lat is not None and lon is not None:
         return Placement(float(lat), float(lon), "answer")
-    country = _text(answer.country_code) or _text(answer.country)
-    city, admin1 = _text(answer.city), _text(answer.admin1)
-    if not (city or admin1 or country):
-        return None
-    return place_names(city, admin1, country)
+    return place_by_names(answer)

@@ -327,7 +327,7 @@ def teacher_output(
 ) -> dict[str, Any]:
     """The stored output of one teacher on one image: raw text, parse, place, distance, P(yes)."""
     from georeason.geo import haversine_km
-    from georeason.match import place_names
+    from georeason.match import place_by_names
     from georeason.protocols import get_protocol
 
     out: dict[str, Any] = {
@@ -365,7 +365,7 @@ def teacher_output(
         reasoning=(pred.reasoning or "").strip() or None,
     )
     # GLOBE answers name places: place the names (a stray coordinate pair is not the answer).
-    hit = place_names(pred.city, pred.admin1, pred.country_code or pred.country)
+    hit = place_by_names(pred)
     if hit is not None:
         lat, lon = hit.lat, hit.lon
         out.update(pred_lat=float(lat), pred_lon=float(lon), geocode_level=hit.level)

@@ -282,9 +282,9 @@ def geocode_prediction(pred: Prediction) -> tuple[float, float, str] | None:
     :func:`georeason.match.place_answer`'s rule (the one the rewards use): city in the
     named country, the city anywhere, the admin1, the country; ``level`` says which.
     """
-    from georeason.match import place_names
+    from georeason.match import place_by_names
 
-    hit = place_names(pred.city, pred.admin1, pred.country_code or pred.country)
+    hit = place_by_names(pred)
     return None if hit is None else (hit.lat, hit.lon, hit.level)
 
 

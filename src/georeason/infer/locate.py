@@ -99,11 +99,11 @@ def resolve_place(pred: Any) -> tuple[float | None, float | None, str | None, An
     """``(lat, lon, coordinates_from, place, warnings)`` for a Prediction.
 
     Stated coordinates win (reverse-geocoded to name their place); otherwise the
-    named city / admin1 / country are placed by :func:`georeason.match.place_names`
+    named city / admin1 / country are placed by :func:`georeason.match.place_by_names`
     (GLOBE answers), as the evaluation places them.
     """
     from georeason.geo import reverse_geocode
-    from georeason.match import place_names
+    from georeason.match import place_by_names
 
     warnings: list[str] = []
     if pred.lat is not None and pred.lon is not None:
@@ -115,9 +115,7 @@ def resolve_place(pred: Any) -> tuple[float | None, float | None, str | None, An
     country = pred.country or pred.country_code
     if pred.city or pred.admin1 or country:
         # The rule the evaluation and the rewards use (georeason.match).
-        placed = place_names(
-            pred.city or None, pred.admin1 or None, pred.country_code or pred.country or None
-        )
+        placed = place_by_names(pred)
         if placed is None:
             named = ", ".join(x for x in (pred.city, pred.admin1, country) if x)
             warnings.append(f"the gazetteer does not know {named!r}")
