@@ -54,7 +54,7 @@ def make_table(n: int, seed: int = 0):  # type: ignore[no-untyped-def]
 
 def copy_table(src: Path, out: Path, chunk_size: int) -> int:
     """The anchor: the same streaming reader and writer as label_table, no labelling."""
-    from georeason.data.label import (
+    from georeason.pipelines.label import (
         _csv_batches,
         _parquet_batches,
         _slices,
@@ -89,8 +89,8 @@ def main() -> None:
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
-    from georeason.data.label import label_table
     from georeason.geo import reverse_geocode_batch
+    from georeason.pipelines.label import label_table
 
     t = time.perf_counter()
     reverse_geocode_batch([0.0], [0.0])

@@ -4,7 +4,7 @@ Samples and hotspots are photo-like coordinates (near GeoNames places, weighted
 by population: clustered like MP-16, the hard case for a radius query since
 cities hold thousands of points each). Times, alternately, in the same run:
 
-- filter: :func:`georeason.data.select.near_any` (KD-tree on hotspot unit
+- filter: :func:`georeason.pipelines.select.near_any` (KD-tree on hotspot unit
   vectors, chord-radius query for every sample, exact haversine re-check of the hits);
 - anchor: building the same KD-tree over the hotspots plus converting all samples
   to unit vectors (the fixed cost any tree-based method pays).
@@ -47,9 +47,9 @@ def main() -> None:
 
     from scipy.spatial import cKDTree
 
-    from georeason.data.select import near_any
     from georeason.geo import haversine_km
     from georeason.geo.gazetteer import unit_vectors
+    from georeason.pipelines.select import near_any
 
     lat, lon = photo_like_points(args.n, seed=0)
     hlat, hlon = photo_like_points(args.hotspots, seed=1)
@@ -100,8 +100,8 @@ def end_to_end(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from georeason.data.select import SelectConfig, run_select
     from georeason.geo import reverse_geocode_batch
+    from georeason.pipelines.select import SelectConfig, run_select
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

@@ -3,7 +3,7 @@
     python scripts/make_benchmark_fixtures.py [--out tests/fixtures/benchmarks]
 
 Writes, each in its own folder, the file layout of every benchmark loader of
-:mod:`georeason.data.benchmarks`, with tiny images (24x24 JPEG/PNG) so the whole
+:mod:`georeason.datasets.benchmarks`, with tiny images (24x24 JPEG/PNG) so the whole
 set stays well under 200 kB:
 
 - ``im2gps3k/``          ``im2gps3k_places365.csv`` (correct ``LAT,LON`` header) + ``im2gps3ktest/``
@@ -204,7 +204,7 @@ def make_csv_bench(out: Path, rng: np.random.Generator) -> None:
 
 
 def make_exif(out: Path, rng: np.random.Generator) -> None:
-    from georeason.data.images import gps_exif
+    from georeason.images import gps_exif
 
     folder = out / "exif"
     (folder / "trip").mkdir(parents=True)

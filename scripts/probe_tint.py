@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{rows['train'][0].num_rows} training / {rows['test'][0].num_rows} held-out photos with a legible tint"
     )
-    from georeason.data.synthetic import TINT_SPAN
+    from georeason.datasets.synthetic import TINT_SPAN
 
     for model_dir in args.model:
         xtr = visual_tokens(model_dir, rows["train"][0]["image"], threads=args.threads)

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from georeason.data.benchmarks import (
+from georeason.datasets.benchmarks import (
     BENCHMARKS,
     BenchmarkWarning,
     DatasetNotFoundError,
@@ -120,7 +120,7 @@ def test_images_found_anywhere_under_root(tmp_path: Path) -> None:
 
 @pytest.mark.requires("datasets")
 def test_mp16_reason_hf_parquet() -> None:
-    from georeason.data.images import load_image
+    from georeason.images import load_image
 
     ds = load_benchmark("mp16-reason", F / "mp16_reason_hf")
     assert len(ds) == 6 and ds.reference_name == "mp16-reason-test"
@@ -143,7 +143,7 @@ def test_mp16_reason_globe_csv_layout() -> None:
 def test_hf_save_to_disk_splits(tmp_path: Path) -> None:
     import datasets
 
-    from georeason.data.images import load_image
+    from georeason.images import load_image
 
     rows = {
         "id": ["a", "b"],

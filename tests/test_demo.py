@@ -130,7 +130,7 @@ def test_quick_demo_terminal_shows_one_line_per_logged_step(quick_run: tuple[Pat
 def test_quick_demo_writes_photos_to_locate(quick_run: tuple[Path, str]) -> None:
     """A handful of held-out photos as PNGs with their GPS in EXIF, and the report's
     `georeason locate` command runs on them with the demo's model."""
-    from georeason.data.images import exif_gps
+    from georeason.images import exif_gps
 
     out, output = quick_run
     with (out / PHOTOS_DIR / PHOTOS_CSV).open(encoding="utf-8") as f:
@@ -329,7 +329,7 @@ def test_grpo_stage_takes_every_grpo_knob(tmp_path: Path) -> None:
 
 def test_tint_reading_checks_the_answer_against_its_own_reasoning(tmp_path: Path) -> None:
     """tint_reading: the reasoning's tint direction vs the truth, and the answer vs the reasoning."""
-    from georeason.data.synthetic import tint_direction
+    from georeason.datasets.synthetic import tint_direction
     from georeason.demo import make_demo_world, tint_reading
 
     data = make_demo_world(quick_config(tmp_path))

@@ -35,7 +35,9 @@ import pytest
 datasets = pytest.importorskip("datasets")
 PIL = pytest.importorskip("PIL")
 
-from georeason.data.distill import (  # noqa: E402
+from georeason.geo import haversine_km, names_match  # noqa: E402
+from georeason.images import load_image  # noqa: E402
+from georeason.pipelines.distill import (  # noqa: E402
     DistillConfig,
     DistillError,
     FilterConfig,
@@ -44,8 +46,6 @@ from georeason.data.distill import (  # noqa: E402
     parse_teacher,
     run_distill,
 )
-from georeason.data.images import load_image  # noqa: E402
-from georeason.geo import haversine_km, names_match  # noqa: E402
 
 N_IMAGES = 12
 
@@ -131,7 +131,7 @@ def _handler(state: FixedAnswers) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from georeason.data.synthetic import make_world
+    from georeason.datasets.synthetic import make_world
 
     out = tmp_path_factory.mktemp("distill-world") / "world"
     make_world(
@@ -486,7 +486,7 @@ def test_distill_failures_are_recorded_not_fatal(
 
     # the dead server: no /models to ask, so the model name is given; no retries to keep it quick
     teachers = []
-    from georeason.data.distill import Teacher, make_teacher
+    from georeason.pipelines.distill import Teacher, make_teacher
 
     for spec in cfg.specs():
         if spec.name == "dead":

@@ -1,4 +1,4 @@
-"""georeason.data.fetch and `georeason data fetch` against a real HTTP server on loopback.
+"""georeason.datasets.fetch and `georeason data fetch` against a real HTTP server on loopback.
 
 The server (http.server in a thread) serves files generated here, honours
 ``Range: bytes=N-`` (206 + Content-Range, 416 past the end) and can misbehave on
@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from georeason.cli import app
 from georeason.commands import data_cmd  # noqa: F401  (registers `data`)
-from georeason.data.fetch import (
+from georeason.datasets.fetch import (
     LOCK,
     MANIFEST,
     ChecksumError,

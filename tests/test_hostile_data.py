@@ -223,7 +223,7 @@ def test_load_rewards_duplicate_advice_can_be_followed() -> None:
 def _errors(out: Path) -> list[dict[str, str]]:
     import csv
 
-    from georeason.data.label import errors_path_for
+    from georeason.pipelines.label import errors_path_for
 
     with errors_path_for(out).open(encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
@@ -235,7 +235,7 @@ def test_label_rows_with_bad_bytes_go_to_the_errors_file(tmp_path: Path, suffix:
 
     import pyarrow.csv as pcsv
 
-    from georeason.data.label import label_table
+    from georeason.pipelines.label import label_table
 
     data = (
         b"IMG_ID,LAT,LON,title\n"
@@ -284,7 +284,7 @@ def _rows_around_a_block_boundary(value: bytes, offset: int) -> tuple[bytes, int
 def test_label_quoted_newlines_across_a_chunk_boundary(tmp_path: Path, offset: int) -> None:
     import pyarrow.csv as pcsv
 
-    from georeason.data.label import label_table
+    from georeason.pipelines.label import label_table
 
     value = b"line one\nx,y,z\n\nline four, the end"
     data, n = _rows_around_a_block_boundary(value, offset)
@@ -372,7 +372,7 @@ def _broken_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     ],
 )
 def test_label_broken_files_are_one_clear_error(tmp_path: Path, name: str) -> None:
-    from georeason.data.label import LabelError, errors_path_for, label_table
+    from georeason.pipelines.label import LabelError, errors_path_for, label_table
 
     src, message = _broken_inputs(tmp_path)[name]
     out = tmp_path / "out.parquet"
@@ -553,7 +553,7 @@ def test_distill_records_the_cause_of_each_failure(
 
     from PIL import Image
 
-    from georeason.data.distill import DistillConfig, FilterConfig, Teacher, run_distill
+    from georeason.pipelines.distill import DistillConfig, FilterConfig, Teacher, run_distill
 
     url, _ = failing_server
     Image.new("RGB", (16, 16), "white").save(tmp_path / "a.png")
@@ -618,7 +618,7 @@ def _tar(entries: list[tuple[str, str, Any]]) -> bytes:
 def test_fetch_symlink_chains_are_refused_before_writing(
     tmp_path: Path, entries: list[tuple[str, str, Any]], message: str
 ) -> None:
-    from georeason.data.fetch import UnsafeArchiveError, extract_archive
+    from georeason.datasets.fetch import UnsafeArchiveError, extract_archive
 
     archive = tmp_path / "evil.tar.gz"
     archive.write_bytes(_tar(entries))
@@ -630,7 +630,7 @@ def test_fetch_symlink_chains_are_refused_before_writing(
 
 
 def test_fetch_links_inside_the_archive_still_extract(tmp_path: Path) -> None:
-    from georeason.data.fetch import extract_archive
+    from georeason.datasets.fetch import extract_archive
 
     archive = tmp_path / "ok.tar.gz"
     entries: list[tuple[str, str, Any]] = [
@@ -660,7 +660,7 @@ def test_fetch_links_inside_the_archive_still_extract(tmp_path: Path) -> None:
 def test_fetch_registry_paths_must_stay_inside_the_target(tmp_path: Path, field: str, value: str) -> None:
     import json
 
-    from georeason.data.fetch import FetchError, RemoteFile, Source, fetch, load_registry
+    from georeason.datasets.fetch import FetchError, RemoteFile, Source, fetch, load_registry
 
     entry = {"url": "http://127.0.0.1:9/data.zip", "extract": True, field: value}
     reg = tmp_path / "registry.json"
@@ -676,7 +676,7 @@ def test_fetch_registry_paths_must_stay_inside_the_target(tmp_path: Path, field:
 
 
 def test_fetch_url_naming_dot_dot_is_refused(tmp_path: Path) -> None:
-    from georeason.data.fetch import FetchError, RemoteFile, Source, fetch
+    from georeason.datasets.fetch import FetchError, RemoteFile, Source, fetch
 
     src = Source(name="evil", description="", files=(RemoteFile(url="http://127.0.0.1:9/a/%2e%2e"),))
     with pytest.raises(FetchError, match="climbs out"):

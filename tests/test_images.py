@@ -1,4 +1,4 @@
-"""georeason.data.images: orientation, modes, bombs, truncated and non-image files, EXIF GPS, data URLs."""
+"""georeason.images: orientation, modes, bombs, truncated and non-image files, EXIF GPS, data URLs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from georeason.data.images import (
+from georeason.images import (
     ImageError,
     decode_data_url,
     exif_gps,

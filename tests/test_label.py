@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from georeason.data.label import LABEL_COLUMNS, LabelError, errors_path_for, label_table
 from georeason.geo import reverse_geocode_batch
+from georeason.pipelines.label import LABEL_COLUMNS, LabelError, errors_path_for, label_table
 
 GOOD = [
     ("000101.jpg", "48.8566", "2.3522"),  # Paris

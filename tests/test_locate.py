@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from georeason.data.images import gps_exif
 from georeason.geo import haversine_km
+from georeason.images import gps_exif
 
 TOKYO_STATION = (35.6812, 139.7671)
 GEOR_ANSWER = (

@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from georeason.data.select import (
+from georeason.geo import EARTH_RADIUS_KM, haversine_km
+from georeason.pipelines.select import (
     REASONS,
     SelectConfig,
     SelectError,
@@ -38,7 +39,6 @@ from georeason.data.select import (
     water_fill,
     with_id_logging,
 )
-from georeason.geo import EARTH_RADIUS_KM, haversine_km
 
 
 def _sphere_points(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -304,8 +304,8 @@ def test_with_id_logging_keeps_the_reward() -> None:
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """A labelled MP-16-like table: photos around 60 real cities (some countries much bigger)."""
-    from georeason.data.label import label_table
     from georeason.geo import gazetteer
+    from georeason.pipelines.label import label_table
 
     d = tmp_path_factory.mktemp("select")
     g = gazetteer()
@@ -431,7 +431,7 @@ def test_select_datasets_folder_and_cli(tmp_path: Path) -> None:
 
     from georeason.cli import app
     from georeason.commands import data_scale  # noqa: F401  (registers `data select`)
-    from georeason.data.synthetic import make_world
+    from georeason.datasets.synthetic import make_world
 
     make_world(40, 4, image_size=28, seed=2, out_dir=tmp_path / "world")
     out = tmp_path / "sel"

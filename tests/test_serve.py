@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from georeason.data.images import gps_exif, to_data_url
+from georeason.images import gps_exif, to_data_url
 from georeason.infer.base import Request, get_backend
 from georeason.protocols import get_protocol
 

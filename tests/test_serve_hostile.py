@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from georeason.data.images import ImageError, load_image, to_data_url
+from georeason.images import ImageError, load_image, to_data_url
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("fastapi")
@@ -339,7 +339,7 @@ def test_a_big_bilevel_png_is_reduced_before_rgb(bomb: bytes) -> None:
     # in a fresh process, whose peak no earlier test has raised.
     code = (
         "import re, sys\n"
-        "from georeason.data.images import load_image\n"
+        "from georeason.images import load_image\n"
         "data = sys.stdin.buffer.read()\n"
         "def hwm():\n"
         "    return int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024\n"

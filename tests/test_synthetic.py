@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("datasets")
 pytest.importorskip("PIL")
 
-from georeason.data import synthetic as syn
+from georeason.datasets import synthetic as syn
 from georeason.types import GeoSample
 
 N_TRAIN, N_TEST, SIZE = 120, 60, 56
@@ -58,7 +58,7 @@ def test_same_seed_identical_in_a_fresh_process(data: syn.SyntheticData) -> None
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_synthetic import _digest
-        from georeason.data.synthetic import generate_world
+        from georeason.datasets.synthetic import generate_world
         print(_digest(generate_world({N_TRAIN}, {N_TEST}, seed=3, image_size={SIZE})))
         """
     )
@@ -397,7 +397,7 @@ def test_clue_rates_are_checked() -> None:
 
 def test_importing_the_module_is_light() -> None:
     code = (
-        "import sys, georeason.data, georeason.data.synthetic; "
+        "import sys, georeason.datasets, georeason.datasets.synthetic; "
         "print(sorted(m for m in ('torch', 'datasets', 'transformers') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

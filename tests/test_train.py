@@ -240,7 +240,7 @@ def test_grpo_completion_logs_carry_sample_ids_for_data_select(
     so `data rollouts` can group them and `data select --rollouts` judge each sample."""
     from datasets import load_from_disk
 
-    from georeason.data.select import convert_trl_completions, load_rollouts
+    from georeason.pipelines.select import convert_trl_completions, load_rollouts
 
     cfg = GeoGRPOConfig(
         model_name_or_path=str(sft_run.model_dir),

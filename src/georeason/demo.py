@@ -2,7 +2,7 @@
 
 Reads top to bottom, like a training script:
 
-1. **World.** Draw the synthetic world (:mod:`georeason.data.synthetic`): photos
+1. **World.** Draw the synthetic world (:mod:`georeason.datasets.synthetic`): photos
    of real cities whose clues follow the hierarchy continent -> country ->
    admin1 -> city, plus a continuous *road tint* that encodes where in its
    country a photo was taken. The test split holds **held-out cities**: their
@@ -123,7 +123,7 @@ class DemoConfig:
 
     out: Path = Path("runs/demo")
     seed: int = 0
-    # --- the world (georeason.data.synthetic.generate_world)
+    # --- the world (georeason.datasets.synthetic.generate_world)
     n_train: int = 2000
     n_test: int = 400
     # 112 px = 16 visual tokens. At 56 px (4 tokens) the model misread banners (France
@@ -256,7 +256,7 @@ def _cpu_args(cfg: DemoConfig, logging_steps: int) -> dict[str, Any]:
 
 def make_demo_world(cfg: DemoConfig) -> Any:
     """Generate the synthetic world, save it to ``out/world``; return the :class:`SyntheticData`."""
-    from georeason.data.synthetic import ClueRates, generate_world, save_world
+    from georeason.datasets.synthetic import ClueRates, generate_world, save_world
 
     data = generate_world(
         cfg.n_train,
@@ -281,7 +281,7 @@ def split_training_cities(data: Any, cfg: DemoConfig) -> tuple[Path, list[str]]:
     model cannot name), which look to it like the held-out test cities do. With
     k = 0 SFT sees every training photo. GRPO's split is those cities' photos
     (``rl_pool="cities"``) or ``n_rl`` GPS-only photos spread ``rl_spread_km`` around
-    every training city (``rl_pool="spread"``, :func:`~georeason.data.synthetic.draw_spread_photos`).
+    every training city (``rl_pool="spread"``, :func:`~georeason.datasets.synthetic.draw_spread_photos`).
     Returns the folder and the cities kept out of SFT.
     """
     from datasets import DatasetDict
@@ -290,7 +290,7 @@ def split_training_cities(data: Any, cfg: DemoConfig) -> tuple[Path, list[str]]:
     out = cfg.out / "train_data"
     spread = None
     if cfg.rl_pool == "spread":
-        from georeason.data.synthetic import draw_spread_photos
+        from georeason.datasets.synthetic import draw_spread_photos
 
         # Default clue rates, as the demo's world (it changes only landmark_rate; the pool draws none).
         spread = draw_spread_photos(
@@ -595,7 +595,7 @@ def tint_reading(records: Sequence[dict[str, Any]], data: Any, split: str = "tes
     named right (the tint is a position in the country's box), in %:
 
     - ``word_right``: the reasoning names the tint's true direction ("north-east road
-      tint": thirds of the country's box, :func:`~georeason.data.synthetic.tint_direction`);
+      tint": thirds of the country's box, :func:`~georeason.datasets.synthetic.tint_direction`);
     - ``follows_word``: the answer's coordinates lie in the direction the reasoning named
       (the chain is consistent, right or wrong);
     - ``in_true_cell``: the answer's coordinates lie in the true direction.
@@ -603,7 +603,7 @@ def tint_reading(records: Sequence[dict[str, Any]], data: Any, split: str = "tes
     ``n`` is the number of such photos. A reward that scores only the coordinates
     (Geo-R's) does not see the reasoning: this shows whether GRPO keeps the two tied.
     """
-    from georeason.data.synthetic import tint_direction
+    from georeason.datasets.synthetic import tint_direction
 
     world = data.world
     index = {sid: i for i, sid in enumerate(data.datasets[split]["id"])}
@@ -644,7 +644,7 @@ def write_photos(
     (from ``records``: model row -> evaluation records of the test split)."""
     import csv
 
-    from georeason.data.images import gps_exif
+    from georeason.images import gps_exif
 
     test = data.datasets["test"]
     keys = list(zip(test["country_code"], test["city"], strict=True))

@@ -101,7 +101,7 @@ def fetch_cmd(
     - `georeason data fetch im2gps3k --to data/im2gps3k`, then
       `georeason data check --benchmark im2gps3k --data data/im2gps3k`
     """
-    from georeason.data.fetch import LOCK, FetchError, describe_sources, fetch, load_registry, trust_of
+    from georeason.datasets.fetch import LOCK, FetchError, describe_sources, fetch, load_registry, trust_of
 
     try:
         reg = load_registry(registry)
@@ -211,7 +211,7 @@ def fetch_cmd(
 def _check(benchmark: str, root: Path) -> dict[str, Any]:
     import warnings
 
-    from georeason.data.benchmarks import DatasetNotFoundError, load_benchmark
+    from georeason.datasets.benchmarks import DatasetNotFoundError, load_benchmark
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -226,7 +226,7 @@ def _check(benchmark: str, root: Path) -> dict[str, Any]:
 
 def _verify_lock(data: Path) -> list[dict[str, Any]]:
     """The folder's files against the checksums `data fetch` recorded; exit 1 on a mismatch."""
-    from georeason.data.fetch import FetchError, verify_lock
+    from georeason.datasets.fetch import FetchError, verify_lock
 
     if not data.is_dir():
         return []
@@ -269,7 +269,7 @@ def check_cmd(
     import warnings
 
     from georeason.commands.eval_cmd import parse_options
-    from georeason.data.benchmarks import load_benchmark
+    from georeason.datasets.benchmarks import load_benchmark
 
     opts = parse_options(benchmark_option or [], "--benchmark-option")
     locked = _verify_lock(data)

@@ -1,6 +1,6 @@
 """`georeason data label | select | distill | rollouts`: building training sets from MP-16 at scale.
 
-See :mod:`georeason.data.label`, :mod:`georeason.data.select` and :mod:`georeason.data.distill`.
+See :mod:`georeason.pipelines.label`, :mod:`georeason.pipelines.select` and :mod:`georeason.pipelines.distill`.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def label_cmd(
     of fields, bytes that are not UTF-8) are left out, listed there too, and the command then
     exits with status 3 once the output is written.
     """
-    from georeason.data.label import LabelError, label_table
+    from georeason.pipelines.label import LabelError, label_table
 
     try:
         s = label_table(
@@ -147,8 +147,8 @@ def select_cmd(
 
     Writes OUT and OUT.report.md / OUT.report.json / OUT.map.png.
     """
-    from georeason.data.label import LabelError
-    from georeason.data.select import SelectConfig, SelectError, report_paths, run_select
+    from georeason.pipelines.label import LabelError
+    from georeason.pipelines.select import SelectConfig, SelectError, report_paths, run_select
 
     try:
         cfg = SelectConfig(
@@ -209,7 +209,7 @@ def rollouts_cmd(
     ] = None,
 ) -> None:
     """Convert TRL GRPO completion logs (log_completions=True) into the rollout log `data select --rollouts` reads."""
-    from georeason.data.select import SelectError, convert_trl_completions
+    from georeason.pipelines.select import SelectError, convert_trl_completions
 
     try:
         n = convert_trl_completions(
@@ -291,7 +291,7 @@ def distill_cmd(
     Resumable: rerun the same command after any interruption; filters (--min-agree, --agree-on,
     --truth-level, --max-km, --min-locatability) may change on a rerun without asking the teachers again.
     """
-    from georeason.data.distill import DistillConfig, DistillError, FilterConfig, run_distill
+    from georeason.pipelines.distill import DistillConfig, DistillError, FilterConfig, run_distill
 
     try:
         cfg = DistillConfig(

@@ -170,7 +170,7 @@ def eval_cmd(
         raise typer.BadParameter(f"missing {', '.join(missing)} (or use --report-only)")
     assert benchmark is not None and data is not None and model is not None
 
-    from georeason.data.benchmarks import benchmark_class
+    from georeason.datasets.benchmarks import benchmark_class
     from georeason.eval.runner import BackendFailure, EvalConfig, run_eval
     from georeason.infer.base import BACKENDS
 

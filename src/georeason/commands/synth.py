@@ -41,7 +41,7 @@ def synth(
     docs/synthetic_world.md. Evaluate a model on its held-out cities with
     `georeason eval --benchmark synthetic --data OUT --model MODEL --out RUN`.
     """
-    from georeason.data.synthetic import generate_world, save_world
+    from georeason.datasets.synthetic import generate_world, save_world
 
     t0 = time.perf_counter()
     try:

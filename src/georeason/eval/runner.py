@@ -17,7 +17,7 @@
 
 Every image gets a line, also when it fails (``error_kind``):
 
-- ``image``: missing, truncated or not an image (:class:`georeason.data.images.ImageError`);
+- ``image``: missing, truncated or not an image (:class:`georeason.images.ImageError`);
 - ``backend``: the backend returned an error for this request;
 - ``parse``: the answer holds no usable location (no coordinates, and no place
   name that forward geocoding could resolve when that is enabled).
@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from georeason.jsonsafe import dumps
 
 if TYPE_CHECKING:  # pragma: no cover
-    from georeason.data.benchmarks import BenchmarkDataset
+    from georeason.datasets.benchmarks import BenchmarkDataset
     from georeason.infer.base import Backend, Request
     from georeason.types import Prediction
 
@@ -584,8 +584,8 @@ def run_eval(
     """
     import sys
 
-    from georeason.data.benchmarks import load_benchmark
-    from georeason.data.images import ImageError, load_image
+    from georeason.datasets.benchmarks import load_benchmark
+    from georeason.images import ImageError, load_image
     from georeason.infer.base import Request, Response
     from georeason.protocols import get_protocol
 

@@ -32,7 +32,7 @@ NO_TOKENS: tuple[str, ...] = ("no", "No", "NO")
 class Request:
     """One image and its prompt.
 
-    ``image`` is already loaded, RGB and resized (see :func:`georeason.data.images.load_image`).
+    ``image`` is already loaded, RGB and resized (see :func:`georeason.images.load_image`).
     ``messages`` are conversational messages as ``protocol.messages()`` builds
     them; the user turn holds ``{"type": "image"}`` where the image goes.
     """

@@ -39,12 +39,6 @@ from georeason.infer.base import (
 logger = logging.getLogger("georeason.infer")
 
 
-def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
-    from georeason.data.images import _fit as fit
-
-    return fit(size, max_pixels)
-
-
 def _stop_rows(batch: list[Request], should_stop: Callable[[Request], bool]) -> Any:
     """A transformers StoppingCriteria that ends row i when ``should_stop(batch[i])`` says so."""
     import torch
@@ -139,7 +133,9 @@ class HFBackend(Backend):
         if self.max_pixels is not None and img.size[0] * img.size[1] > self.max_pixels:
             from PIL import Image
 
-            img = img.resize(_fit(img.size, self.max_pixels), Image.Resampling.LANCZOS)
+            from georeason.images import fit_image
+
+            img = img.resize(fit_image(img.size, self.max_pixels), Image.Resampling.LANCZOS)
         return img
 
     def _inputs(self, requests: Sequence[Request]) -> Any:

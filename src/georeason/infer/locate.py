@@ -3,7 +3,7 @@
 Shared by ``georeason locate`` and ``georeason serve``'s ``/v1/locate``. Three steps,
 so a server can run the middle one through its batching worker:
 
-1. :func:`prepare` loads the image safely (:func:`georeason.data.images.load_image`),
+1. :func:`prepare` loads the image safely (:func:`georeason.images.load_image`),
    reads its EXIF GPS fix and builds the backend :class:`~georeason.infer.base.Request`;
 2. the backend generates;
 3. :func:`finish` parses the completion with the protocol and resolves the place:
@@ -75,7 +75,7 @@ def prepare(
     name: str | None = None,
 ) -> tuple[LocateResult, Request | None]:
     """Load one image and build its request; on failure the result holds the error and the request is None."""
-    from georeason.data.images import DEFAULT_MAX_IMAGE_PIXELS, ImageError, exif_gps, load_image
+    from georeason.images import DEFAULT_MAX_IMAGE_PIXELS, ImageError, exif_gps, load_image
     from georeason.protocols import get_protocol
 
     result = LocateResult(source=name or _source_name(source), protocol=protocol)

@@ -233,12 +233,12 @@ class OpenAIBackend(Backend):
     def _data_url(self, image: Any) -> str:
         from PIL import Image
 
-        from georeason.data.images import _fit, to_data_url
+        from georeason.images import fit_image, to_data_url
 
         if image.mode != "RGB":
             image = image.convert("RGB")
         if self.max_pixels is not None and image.size[0] * image.size[1] > self.max_pixels:
-            image = image.resize(_fit(image.size, self.max_pixels), Image.Resampling.LANCZOS)
+            image = image.resize(fit_image(image.size, self.max_pixels), Image.Resampling.LANCZOS)
         return to_data_url(image, self.image_format, quality=self.jpeg_quality)
 
     def to_openai_messages(self, request: Request) -> list[dict[str, Any]]:

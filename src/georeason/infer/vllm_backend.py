@@ -62,7 +62,7 @@ class VLLMBackend(Backend):
         self.last_errors = []
 
     def _conversation(self, request: Request) -> list[dict[str, Any]]:
-        from georeason.data.images import to_data_url
+        from georeason.images import to_data_url
 
         out = []
         for message in request.messages:

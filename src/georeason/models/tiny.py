@@ -20,7 +20,7 @@ locally, and saved as an ordinary model folder that ``from_pretrained`` loads:
 
 The defaults keep one SFT or GRPO step on a CPU well under a second (see the
 report of issue 4), yet leave enough capacity to learn the synthetic world of
-:mod:`georeason.data.synthetic`.
+:mod:`georeason.datasets.synthetic`.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ class BackendJudge:
     ``P(yes)/(P(yes)+P(no))``. A request the backend could not score (``None``), or with no
     probability on either answer, becomes a :class:`JudgeError` for that item. Images may
     be PIL images, paths, bytes, Hugging Face ``Image`` dicts or lists of these (the first
-    is used); non-PIL ones are loaded with :func:`georeason.data.images.load_image`.
+    is used); non-PIL ones are loaded with :func:`georeason.images.load_image`.
     """
 
     def __init__(
@@ -177,7 +177,7 @@ class BackendJudge:
             image = image.get("bytes") or image.get("path")
         if image is None:
             return None
-        from georeason.data.images import load_image  # needs Pillow: imported only for image judges
+        from georeason.images import load_image  # needs Pillow: imported only for image judges
 
         return load_image(image, max_pixels=self.max_pixels)
 

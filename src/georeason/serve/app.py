@@ -29,7 +29,7 @@ Every error reply, whatever the status, is one shape: the OpenAI error object
   ``Content-Length`` header before reading, and while reading chunked bodies).
 - Malformed requests (bad JSON, a body that is not JSON, a field out of range,
   invalid base64) -> **422** whose message names the field; an unreadable
-  image, too (the :class:`~georeason.data.images.ImageError` reason).
+  image, too (the :class:`~georeason.images.ImageError` reason).
 - A prompt over ``max_prompt_tokens`` or, with ``max_tokens``, over the model's
   context -> **422** before it reaches the model (the count stops at the limit,
   so a 1 MB prompt costs milliseconds; backends with a tokenizer: ``hf``).
@@ -75,7 +75,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from georeason.data.images import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_data_url, load_image
+from georeason.images import DEFAULT_MAX_IMAGE_PIXELS, ImageError, decode_data_url, load_image
 from georeason.infer.base import Backend, Response
 from georeason.infer.base import Request as InferRequest
 from georeason.serve.batching import BatchWorker, Expired, ShuttingDown

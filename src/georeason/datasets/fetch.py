@@ -73,7 +73,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-logger = logging.getLogger("georeason.data.fetch")
+logger = logging.getLogger("georeason.datasets.fetch")
 
 CHUNK = 1 << 20
 MANIFEST = "FETCHED.json"
@@ -150,7 +150,7 @@ class Source:
     files: tuple[RemoteFile, ...]
     homepage: str = ""
     license: str = ""
-    benchmark: str | None = None  # loader of georeason.data.benchmarks to check the result with
+    benchmark: str | None = None  # loader of georeason.datasets.benchmarks to check the result with
     base_url: str | None = None
 
     def resolved(self, base_url: str | None = None) -> Source:

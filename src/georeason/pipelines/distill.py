@@ -38,7 +38,7 @@ import numpy as np
 
 from georeason.jsonsafe import dumps
 
-logger = logging.getLogger("georeason.data")
+logger = logging.getLogger("georeason.pipelines")
 
 RECORDS_FILE = "records.jsonl"
 RUN_FILE = "run.json"
@@ -561,7 +561,7 @@ class DistillInput:
         return len(self.ids)
 
     def image_source(self, i: int, cell: Any) -> Any:
-        """Bytes or a path for :func:`georeason.data.images.load_image`."""
+        """Bytes or a path for :func:`georeason.images.load_image`."""
         if isinstance(cell, Mapping):
             if cell.get("bytes"):
                 return cell["bytes"]
@@ -596,8 +596,8 @@ def load_input(
     (``continent, country_code, country, admin1, city``), else reverse-geocoded."""
     import datasets
 
-    from georeason.data.label import ID_CANDIDATES, LAT_CANDIDATES, LON_CANDIDATES, detect_column
     from georeason.geo import continent_of, country_name, normalize_country, reverse_geocode_batch
+    from georeason.pipelines.label import ID_CANDIDATES, LAT_CANDIDATES, LON_CANDIDATES, detect_column
 
     p = Path(src).expanduser()
     if p.is_dir():
@@ -949,8 +949,8 @@ def run_distill(
     """
     import sys
 
-    from georeason.data.images import load_image
     from georeason.eval.runner import read_records, undo_on_early_failure, write_records
+    from georeason.images import load_image
     from georeason.infer.base import Request
     from georeason.protocols import get_protocol
 

@@ -40,7 +40,7 @@ from georeason.geo import EARTH_RADIUS_KM, haversine_km
 from georeason.geo.gazetteer import unit_vectors
 from georeason.jsonsafe import dumps
 
-logger = logging.getLogger("georeason.data")
+logger = logging.getLogger("georeason.pipelines")
 
 #: stage reasons, in the order the stages run
 REASONS = (
@@ -500,7 +500,7 @@ def convert_trl_completions(
         raise SelectError(
             f"the completion logs have no {id_column!r} column (columns: {', '.join(map(str, df.columns))}). "
             "TRL does not log sample ids: wrap a reward function with "
-            "georeason.data.select.with_id_logging so it logs them through TRL's log_extra."
+            "georeason.pipelines.select.with_id_logging so it logs them through TRL's log_extra."
         )
     if "step" not in df.columns:
         raise SelectError("the completion logs have no 'step' column; are these TRL completion tables?")
@@ -606,11 +606,11 @@ def load_table(
     lon_col: str | None = None,
     split: str = "train",
 ) -> LoadedTable:
-    """A CSV / Parquet file (CSV columns as text, as :mod:`georeason.data.label` reads them)
+    """A CSV / Parquet file (CSV columns as text, as :mod:`georeason.pipelines.label` reads them)
     or a ``datasets`` folder (``save_to_disk``; a DatasetDict gives ``split``)."""
     import pyarrow as pa
 
-    from georeason.data.label import (
+    from georeason.pipelines.label import (
         ID_CANDIDATES,
         LAT_CANDIDATES,
         LON_CANDIDATES,
@@ -723,7 +723,7 @@ def write_selected(table: LoadedTable, rows: NDArray[np.int64], out: str | os.Pa
             shutil.rmtree(out_p)
         os.replace(tmp, out_p)
         return out_p
-    from georeason.data.label import table_format
+    from georeason.pipelines.label import table_format
 
     fmt = table_format(out_p) if not out_p.is_dir() else "?"
     if fmt != table.kind:
@@ -833,7 +833,7 @@ def select_table(
     table: LoadedTable, config: SelectConfig, *, log: Callable[[str], None] = logger.info
 ) -> SelectResult:
     """Run the selection stages on ``table`` (see the module docstring); nothing is written."""
-    from georeason.data.label import coordinates_from_arrow
+    from georeason.pipelines.label import coordinates_from_arrow
 
     t0 = time.perf_counter()
     n = len(table)
@@ -1144,7 +1144,7 @@ def run_select(
     log: Callable[[str], None] = logger.info,
 ) -> SelectResult:
     """Load ``src``, select, write the selection to ``out`` (same format) and the report beside it."""
-    from georeason.data.label import coordinates_from_arrow
+    from georeason.pipelines.label import coordinates_from_arrow
 
     src_p, out_p = Path(src).expanduser(), Path(out).expanduser()
     if out_p.resolve() == src_p.resolve():

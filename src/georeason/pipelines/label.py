@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-logger = logging.getLogger("georeason.data")
+logger = logging.getLogger("georeason.pipelines")
 
 #: columns added by :func:`label_table`, in order
 LABEL_COLUMNS: tuple[str, ...] = ("continent", "country_code", "country", "admin1", "city", "on_land")

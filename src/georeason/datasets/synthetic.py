@@ -1403,7 +1403,7 @@ def save_world(data: SyntheticData, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     data.datasets.save_to_disk(str(out))
     meta = {
-        "generator": "georeason.data.synthetic",
+        "generator": "georeason.datasets.synthetic",
         **data.summary(),
         "world": data.world.to_dict(),
         "clues": {s: [asdict(c) for c in cs] for s, cs in data.clues.items()},

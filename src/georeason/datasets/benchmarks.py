@@ -13,7 +13,7 @@ name            files under ``root``                                          pu
 ``mp16-reason`` Hugging Face dataset (``save_to_disk`` or parquet files), or  ``mp16-reason-test``
                 GLOBE's ``mp16-reason-test-12k.csv`` + ``eval_images/``
 ``hf``          any Hugging Face dataset with lat/lon columns (e.g. the       none
-                synthetic world of :mod:`georeason.data.synthetic`)
+                synthetic world of :mod:`georeason.datasets.synthetic`)
 ``csv``         any CSV/Parquet with lat/lon columns + an image folder        none
 ``exif``        any folder of photos with GPS in their EXIF                   none
 ==============  ============================================================  ===================
@@ -23,7 +23,7 @@ and whatever labels the benchmark has (``continent, country_code, country,
 admin1, city``), so a runner can list ids and truth without touching a single
 image; ``dataset[i]`` gives a :class:`~georeason.types.GeoSample` whose
 ``image`` is a path or the encoded bytes (decode with
-:func:`georeason.data.images.load_image`). Images that are missing on disk are
+:func:`georeason.images.load_image`). Images that are missing on disk are
 kept as rows (their path does not exist): an evaluation records them as
 failures and counts them as misses, it does not silently shrink the benchmark.
 
@@ -51,7 +51,7 @@ import pandas as pd
 
 from georeason.types import GeoSample
 
-logger = logging.getLogger("georeason.data.benchmarks")
+logger = logging.getLogger("georeason.datasets.benchmarks")
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 LABEL_COLUMNS: tuple[str, ...] = ("continent", "country_code", "country", "admin1", "city")
@@ -1043,7 +1043,7 @@ class ExifFolderBenchmark(BenchmarkDataset):
     benchmark: ClassVar[str] = "exif"
 
     def __init__(self, root: str | Path, *, recursive: bool = True) -> None:
-        from georeason.data.images import ImageError, exif_gps
+        from georeason.images import ImageError, exif_gps
 
         root = Path(root).expanduser()
         if not root.is_dir():

@@ -74,7 +74,7 @@ def _open(source: ImageSource) -> Image.Image:
         raise ImageError(f"cannot open image {what}: {type(e).__name__}: {e}") from e
 
 
-def _fit(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+def fit_image(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     """Largest (w, h) with the same aspect ratio and w * h <= max_pixels (each >= 1)."""
     w, h = size
     if w * h <= max_pixels:
@@ -208,7 +208,7 @@ def load_image(
             # draft() picks the smallest DCT scale whose result is still >= the requested size,
             # so the final resize below still has enough pixels to work with.
             with contextlib.suppress(Exception):  # draft is an optimisation only
-                img.draft("RGB", _fit((w, h), target))
+                img.draft("RGB", fit_image((w, h), target))
         dw, dh = img.size  # what decoding will allocate (the draft's size for a JPEG)
         if dw * dh > max_image_pixels:
             scaled = f" (decoded at {dw}x{dh})" if (dw, dh) != (w, h) else ""
@@ -231,7 +231,7 @@ def load_image(
             out = out.transpose(_TRANSPOSE[orientation])
         out = _to_rgb(out)
         if max_pixels is not None and out.size[0] * out.size[1] > max_pixels:
-            out = out.resize(_fit(out.size, max_pixels), Image.Resampling.LANCZOS)
+            out = out.resize(fit_image(out.size, max_pixels), Image.Resampling.LANCZOS)
         if out is img:
             out = img.copy()  # never hand back the object tied to an open file
         return out
