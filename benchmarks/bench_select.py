@@ -4,7 +4,7 @@ Samples and hotspots are photo-like coordinates (near GeoNames places, weighted
 by population: clustered like MP-16, the hard case for a radius query since
 cities hold thousands of points each). Times, alternately, in the same run:
 
-- filter: :func:`georeason.pipelines.select.near_any` (KD-tree on hotspot unit
+- filter: :func:`georeason.geo.sphere.near_any` (KD-tree on hotspot unit
   vectors, chord-radius query for every sample, exact haversine re-check of the hits);
 - anchor: building the same KD-tree over the hotspots plus converting all samples
   to unit vectors (the fixed cost any tree-based method pays).
@@ -48,8 +48,7 @@ def main() -> None:
     from scipy.spatial import cKDTree
 
     from georeason.geo import haversine_km
-    from georeason.geo.gazetteer import unit_vectors
-    from georeason.pipelines.select import near_any
+    from georeason.geo.sphere import near_any, unit_vectors
 
     lat, lon = photo_like_points(args.n, seed=0)
     hlat, hlon = photo_like_points(args.hotspots, seed=1)

@@ -76,8 +76,8 @@ def test_settled_cells_cover_open_ocean(index: CountryIndex) -> None:
 
 
 def test_sea_points_get_the_nearest_place_of_their_own_country(index: CountryIndex) -> None:
-    from georeason.geo.gazetteer import unit_vectors
     from georeason.geo.reverse import _nearest_places
+    from georeason.geo.sphere import unit_vectors
 
     rng = np.random.default_rng(3)
     lat, lon = rng.uniform(-50, 65, 5_000), rng.uniform(-170, 175, 5_000)

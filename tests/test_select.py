@@ -15,29 +15,25 @@ import pytest
 from typer.testing import CliRunner
 
 from georeason.geo import EARTH_RADIUS_KM, haversine_km
+from georeason.geo.sphere import chord_radius, geocell_grid, geocell_ids, near_any
 from georeason.pipelines.select import (
     REASONS,
     SelectConfig,
     SelectError,
     balanced_sample,
     cap_groups,
-    chord_radius,
     convert_trl_completions,
     distribution,
     entropy_bits,
-    geocell_grid,
-    geocell_ids,
     gini,
     load_correctness,
     load_rollouts,
     load_table,
-    near_any,
     pick_hotspots,
     report_paths,
     run_select,
     select_table,
     water_fill,
-    with_id_logging,
 )
 
 
@@ -102,7 +98,7 @@ def test_near_any_ignores_invalid_points() -> None:
 def test_chord_radius() -> None:
     assert chord_radius(0.0) == 0.0
     assert chord_radius(math.pi * EARTH_RADIUS_KM) == pytest.approx(2.0)
-    with pytest.raises(SelectError):
+    with pytest.raises(ValueError):
         chord_radius(-1.0)
 
 
@@ -283,6 +279,7 @@ def test_convert_trl_completion_logs(tmp_path: Path) -> None:
 
 def test_with_id_logging_keeps_the_reward() -> None:
     from georeason.rewards import REWARDS
+    from georeason.train.rewards import with_id_logging
 
     _, fn = next(iter(REWARDS.items()))
     wrapped = with_id_logging(fn)

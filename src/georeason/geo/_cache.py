@@ -41,7 +41,8 @@ def _data_fingerprint() -> str:
     # these files rebuilds the cache instead of silently serving stale data.
     here = Path(__file__).parent
     code = b"".join(
-        (here / f).read_bytes() for f in ("names.py", "gazetteer.py", "countries.py", "_cache.py")
+        (here / f).read_bytes()
+        for f in ("names.py", "sphere.py", "gazetteer.py", "countries.py", "_cache.py")
     )
     digest = hashlib.sha1(("|".join(versions) + GEO_DATA_VERSION).encode() + code)
     return digest.hexdigest()[:12]

@@ -126,7 +126,8 @@ class _Compiled:
 def _relabel_parts(records: list[dict[str, Any]], geoms: list[Any]) -> tuple[list[Any], list[str]]:
     from scipy.spatial import cKDTree
 
-    from georeason.geo.gazetteer import gazetteer, unit_vectors
+    from georeason.geo.gazetteer import gazetteer
+    from georeason.geo.sphere import unit_vectors
 
     g = gazetteer()
     tree = cKDTree(g.unit_vectors())

