@@ -32,6 +32,32 @@ from numpy.typing import ArrayLike
 
 from georeason.eval.metrics import DEFAULT_THRESHOLDS_KM
 
+#: The error bands of the world maps (upper bound in km, colour, label): the report's PNG and
+#: ``georeason view``'s interactive map colour the true -> predicted lines alike.
+ERROR_BANDS: tuple[tuple[float, str, str], ...] = (
+    (25.0, "#2ca02c", "≤ 25 km"),
+    (200.0, "#bcbd22", "≤ 200 km"),
+    (750.0, "#ff7f0e", "≤ 750 km"),
+    (math.inf, "#d62728", "> 750 km"),
+)
+#: The band of an image without a prediction (:func:`error_band`).
+NO_PREDICTION_BAND = len(ERROR_BANDS)
+
+
+def error_band(distance_km: ArrayLike) -> np.ndarray:
+    """Index into :data:`ERROR_BANDS` of each error (a band holds its upper bound: 25 km is
+    band 0); :data:`NO_PREDICTION_BAND` where the distance is missing, NaN or negative.
+
+    >>> error_band([0.0, 25.0, 25.1, 750.0, 9000.0, float("nan")]).tolist()
+    [0, 0, 1, 2, 3, 4]
+    """
+    d = np.asarray(distance_km, dtype=np.float64).reshape(-1)
+    edges = np.array([hi for hi, _, _ in ERROR_BANDS[:-1]])
+    out = np.searchsorted(edges, np.where(np.isfinite(d), d, 0.0), side="left")
+    out[~(np.isfinite(d) & (d >= 0))] = NO_PREDICTION_BAND
+    return out.astype(np.int64)
+
+
 _THRESHOLD_NAMES = {1.0: "street", 25.0: "city", 200.0: "region", 750.0: "country", 2500.0: "continent"}
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f")
 
@@ -215,17 +241,10 @@ def _draw_world_map(
         ax.add_collection(
             PolyCollection(polys, facecolors="#f4f1ea", edgecolors="#b9b4a8", linewidths=0.3, zorder=1)
         )
-    bins = [
-        (25.0, "#2ca02c", "≤ 25 km"),
-        (200.0, "#bcbd22", "≤ 200 km"),
-        (750.0, "#ff7f0e", "≤ 750 km"),
-        (math.inf, "#d62728", "> 750 km"),
-    ]
-    lo = 0.0
+    band = error_band(d)
     handles = []
-    for hi, color, label in bins:
-        sel = has & (d > lo if lo > 0 else d >= 0) & (d <= hi)
-        lo = hi
+    for k, (_, color, label) in enumerate(ERROR_BANDS):
+        sel = has & (band == k)
         if not sel.any():
             continue
         # A line across the antimeridian would cross the whole map: draw it to the map edge
@@ -440,6 +459,9 @@ def plot_confidence(
 
 
 __all__ = [
+    "ERROR_BANDS",
+    "NO_PREDICTION_BAND",
+    "error_band",
     "plot_confidence",
     "plot_error_cdf",
     "plot_reward_curve",

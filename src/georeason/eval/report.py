@@ -443,6 +443,38 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+#: The columns of the distance table (:func:`distance_rows`).
+DISTANCE_HEADER = ("metric", "value (%)", "95% CI")
+
+
+def distance_rows(metrics: Mapping[str, Any]) -> list[list[str]]:
+    """The distance table of the report, as text cells: acc@km (% with CI), median and mean km,
+    GeoScore, and the counts. ``metrics`` is :meth:`GeoMetrics.to_dict` (``report["metrics"]``);
+    ``report.md`` and ``georeason view`` print these same rows."""
+    m = metrics
+    rows = [[key, _fmt_pct(e["value"]), _fmt_ci(e)] for key, e in m["accuracy"].items()]
+    med, mean, gs = m["median_km"], m["mean_km"], m["geoscore"]
+    rows.append(
+        [
+            "median km (predictions made)",
+            "—" if med["value"] is None else f"{med['value']:,.1f}",
+            _fmt_ci(med, False),
+        ]
+    )
+    rows.append(
+        [
+            "mean km (predictions made)",
+            "—" if mean["value"] is None else f"{mean['value']:,.1f}",
+            _fmt_ci(mean, False),
+        ]
+    )
+    rows.append(
+        ["GeoScore (0–5000)", "—" if gs["value"] is None else f"{gs['value']:,.1f}", _fmt_ci(gs, False)]
+    )
+    rows.append(["scored / predicted / missing", f"{m['n']} / {m['n_predicted']} / {m['n_missing']}", ""])
+    return rows
+
+
 def render_markdown(report: Mapping[str, Any], *, images: Mapping[str, str] | None = None) -> str:
     """The report as markdown (tables, with the published rows beside ours)."""
     run = report["run"]
@@ -468,29 +500,7 @@ def render_markdown(report: Mapping[str, Any], *, images: Mapping[str, str] | No
         "## Distance metrics",
         "",
     ]
-    rows = []
-    for key, e in m["accuracy"].items():
-        rows.append([key, _fmt_pct(e["value"]), _fmt_ci(e)])
-    med, mean, gs = m["median_km"], m["mean_km"], m["geoscore"]
-    rows.append(
-        [
-            "median km (predictions made)",
-            "—" if med["value"] is None else f"{med['value']:,.1f}",
-            _fmt_ci(med, False),
-        ]
-    )
-    rows.append(
-        [
-            "mean km (predictions made)",
-            "—" if mean["value"] is None else f"{mean['value']:,.1f}",
-            _fmt_ci(mean, False),
-        ]
-    )
-    rows.append(
-        ["GeoScore (0–5000)", "—" if gs["value"] is None else f"{gs['value']:,.1f}", _fmt_ci(gs, False)]
-    )
-    rows.append(["scored / predicted / missing", f"{m['n']} / {m['n_predicted']} / {m['n_missing']}", ""])
-    out += [_table(["metric", "value (%)", "95% CI"], rows), ""]
+    out += [_table(DISTANCE_HEADER, distance_rows(m)), ""]
     out.append(
         "Accuracy is the share of all scored images within the distance; an image without a usable "
         "prediction is a miss. Median and mean are over the predictions made."
@@ -754,8 +764,10 @@ def _plots(out: Path, records: Sequence[Mapping[str, Any]], report: Mapping[str,
 
 
 __all__ = [
+    "DISTANCE_HEADER",
     "build_report",
     "default_reference_path",
+    "distance_rows",
     "load_reference",
     "reference_rows",
     "render_markdown",
