@@ -36,12 +36,16 @@ that, by offline forward geocoding of its names, first hit wins:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
 
 from georeason import geo
-from georeason.types import CONTINENT_NAMES, Place
+from georeason.types import CONTINENT_NAMES, Place, Prediction
 
 logger = logging.getLogger("georeason.match")
 
@@ -51,6 +55,7 @@ __all__ = [
     "Placement",
     "Truth",
     "admin1_matches",
+    "chain_consistency",
     "cities_match",
     "continent_code",
     "continent_of_code",
@@ -62,6 +67,7 @@ __all__ = [
     "place_answer",
     "place_by_names",
     "place_names",
+    "predicted_coordinates",
 ]
 
 LEVELS = ("continent", "country", "admin1", "city")
@@ -315,3 +321,92 @@ def place_answer(answer: Named) -> Placement | None:
     if lat is not None and lon is not None:
         return Placement(float(lat), float(lon), "answer")
     return place_by_names(answer)
+
+
+# --------------------------------------------------------------------------- consistency
+
+
+def predicted_coordinates(preds: Sequence[Prediction]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Stated coordinates of parsed answers as float arrays, NaN where an answer states none.
+
+    >>> lat, lon = predicted_coordinates([Prediction(lat=1.0, lon=2.0), Prediction(lat=95.0, lon=0.0)])
+    >>> lat.tolist(), lon.tolist()
+    ([1.0, nan], [2.0, nan])
+    """
+    lat = np.array([p.lat if p.lat is not None else np.nan for p in preds], dtype=np.float64)
+    lon = np.array([p.lon if p.lon is not None else np.nan for p in preds], dtype=np.float64)
+    # Parsers reject out-of-range values; guard anyway so a parser bug cannot reach a reward.
+    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0))
+    lat[bad] = lon[bad] = np.nan
+    return lat, lon
+
+
+def chain_consistency(preds: Sequence[Prediction], city_radius_km: float = 50.0) -> list[bool | None]:
+    r"""Whether the places each answer names agree with the coordinates it states (no truth needed).
+
+    The stated (lat, lon) is reverse geocoded to a place P (country by polygon, city the
+    nearest gazetteer place). Then
+
+    - country check (if a country is named): the named country's ISO code equals P's;
+      a name that reads as no country fails;
+    - city check (if a city is named): the name matches P's city (aliases included), or a
+      gazetteer place of that name lies within ``city_radius_km`` of the stated
+      coordinates — the nearest populated place to a point in a suburb is often the
+      suburb, not the city named.
+
+    True when every check made passes, else False; ``None`` when the answer states no
+    valid coordinates, names neither a country nor a city (nothing to compare), or
+    cannot be reverse geocoded. The ``consistency`` reward
+    (:class:`georeason.rewards.ConsistencyReward`) and the evaluation report's chain
+    consistency are both this function.
+
+    >>> chain_consistency([Prediction(country="France", city="Paris", lat=40.42, lon=-3.70)])  # Madrid
+    [False]
+    """
+    plat, plon = predicted_coordinates(preds)
+    todo = [
+        i for i, p in enumerate(preds) if np.isfinite(plat[i]) and (p.country or p.country_code or p.city)
+    ]
+    out: list[bool | None] = [None] * len(preds)
+    if not todo:
+        return out
+    idx = np.asarray(todo)
+    table = geo.reverse_geocode_batch(plat[idx], plon[idx])
+    # City check, vectorised over the batch: is a gazetteer place of the named city within
+    # the radius (one haversine call over every candidate of every row)? Rows that fail
+    # get the slower alias comparison with the nearest place (a remote village's name).
+    pending: list[tuple[int, int, str]] = []  # (row, table row, named city)
+    candidates: list[Any] = []
+    for j, i in enumerate(todo):
+        if not table.valid[j]:
+            logger.warning("chain consistency: reverse geocoding failed for #%d: %s", i, table.errors[j])
+            continue
+        p = preds[i]
+        ok = True
+        if p.country or p.country_code:
+            ok = country_code_named(p) == table.country_code[j]
+        if ok and p.city:
+            pending.append((i, j, p.city))
+            candidates.append(_city_rows(p.city))
+            ok = False  # until the city check passes
+        out[i] = ok
+    if pending:
+        g = geo.gazetteer()
+        counts = np.array([len(r) for r in candidates])
+        rows = np.concatenate(candidates) if counts.sum() else np.empty(0, dtype=np.int64)
+        owner = np.repeat(np.asarray([i for i, _, _ in pending]), counts)
+        near = geo.haversine_km(plat[owner], plon[owner], g.lat[rows], g.lon[rows]) <= city_radius_km
+        passed = set(np.unique(owner[near]).tolist())
+        for i, j, city in pending:
+            place_city, rcc = str(table.city[j]), str(table.country_code[j])
+            if i in passed or (place_city and names_match(city, place_city, "city", rcc or None)):
+                out[i] = True
+    return out
+
+
+@lru_cache(maxsize=65_536)
+def _city_rows(city: str) -> Any:
+    # every gazetteer place of that name or alternate name, in any country (read-only array)
+    from georeason.geo.gazetteer import city_candidates
+
+    return city_candidates(city)

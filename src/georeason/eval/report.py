@@ -20,8 +20,8 @@ Contents:
   coordinates; predicted places are (a) the names the answer gives and (b) the
   reverse-geocoded predicted coordinates;
 - **chain consistency**: the share of answers whose named country/city agree
-  with their own coordinates, computed by the ``consistency`` reward of
-  :mod:`georeason.rewards.ours` (the same code scores training rollouts);
+  with their own coordinates, :func:`georeason.match.chain_consistency` (the
+  ``consistency`` reward scores training rollouts with the same function);
 - **failures**: parse-failure rate (answers that break the protocol's format),
   counts per failure kind with examples, and where predicted coordinates came
   from (the answer, or forward geocoding of named places);
@@ -214,8 +214,9 @@ def _named_city_within(
 
 
 def _consistency(df: pd.DataFrame, protocol: str) -> dict[str, Any]:
-    """Chain consistency with the ``consistency`` reward (named places vs own coordinates)."""
-    from georeason.rewards.ours import make_consistency
+    """Chain consistency (:func:`georeason.match.chain_consistency`: named places vs own coordinates)."""
+    from georeason.match import chain_consistency
+    from georeason.protocols import get_protocol
 
     completions = [
         c for c in df.get("completion", pd.Series([], dtype=object)).tolist() if isinstance(c, str)
@@ -224,13 +225,13 @@ def _consistency(df: pd.DataFrame, protocol: str) -> dict[str, Any]:
     if not completions:
         return out
     try:
-        scores = make_consistency(protocol=protocol)(completions)
+        parser = get_protocol(protocol)
     except ValueError as e:  # unknown protocol in an old run.json
         out["error"] = str(e)
         return out
-    vals = [s for s in scores if s is not None]
+    vals = [s for s in chain_consistency([parser.parse(c) for c in completions]) if s is not None]
     out["n_applicable"] = len(vals)
-    out["n_consistent"] = int(sum(1 for s in vals if s >= 0.5))
+    out["n_consistent"] = sum(vals)
     out["rate"] = (out["n_consistent"] / len(vals)) if vals else None
     if not vals:
         out["note"] = "no answer both names a place and states coordinates (nothing to compare)"

@@ -173,16 +173,6 @@ def true_coordinates(
     return la, lo
 
 
-def predicted_coordinates(preds: Sequence[Prediction]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    r"""Predicted coordinates as float arrays, NaN where the completion stated none."""
-    lat = np.array([p.lat if p.lat is not None else np.nan for p in preds], dtype=np.float64)
-    lon = np.array([p.lon if p.lon is not None else np.nan for p in preds], dtype=np.float64)
-    # Parsers reject out-of-range values; guard anyway so a parser bug cannot reach a reward.
-    bad = ~(np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90.0) & (np.abs(lon) <= 180.0))
-    lat[bad] = lon[bad] = np.nan
-    return lat, lon
-
-
 # Keyword arguments TRL adds beside the dataset columns (not columns themselves).
 _TRL_EXTRAS = frozenset(
     {"prompts", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}

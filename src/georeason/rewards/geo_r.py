@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from georeason.geo import haversine_km
+from georeason.match import predicted_coordinates
 from georeason.protocols.parsing import PAREN
 from georeason.rewards.batch import (
     column,
     log_coordinates,
     parse_completions,
-    predicted_coordinates,
     true_coordinates,
 )
 from georeason.rewards.formulas import geor_distance_from_km

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from georeason import geo
 from georeason.geo import haversine_km
-from georeason.match import Truth, country_code_named, judge, names_match, place_answer
+from georeason.match import Truth, chain_consistency, judge, place_answer, predicted_coordinates
 from georeason.rewards.batch import (
     log_coordinates,
     parse_completions,
-    predicted_coordinates,
     true_coordinates,
     true_places,
 )
@@ -134,15 +131,10 @@ class HierarchyReward:
 class ConsistencyReward:
     r"""Whether the places an answer names agree with the coordinates it states (no truth needed).
 
-    The stated (lat, lon) is reverse geocoded to a place P (country by polygon, city the
-    nearest gazetteer place). Then
-
-    - country check (if a country is named): the named country's ISO code equals P's;
-      a name that reads as no country fails;
-    - city check (if a city is named): the name matches P's city (aliases included), or a
-      gazetteer place of that name lies within ``city_radius_km`` (default 50) of the
-      stated coordinates — the nearest populated place to a point in a suburb is often
-      the suburb, not the city named.
+    The checks are :func:`georeason.match.chain_consistency` (the evaluation report's
+    chain consistency is the same function): the stated (lat, lon) is reverse geocoded
+    to a place P; a named country must be P's country, a named city must match P's city
+    or lie within ``city_radius_km`` (default 50) of the stated coordinates.
 
     .. math:: R_{cons} = \prod_{c \in \text{checks}} \mathbb{1}[c \text{ passes}]
 
@@ -172,53 +164,7 @@ class ConsistencyReward:
 
     def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
         preds = parse_completions(completions, self.protocol)
-        plat, plon = predicted_coordinates(preds)
-        todo = [
-            i for i, p in enumerate(preds) if np.isfinite(plat[i]) and (p.country or p.country_code or p.city)
-        ]
-        out: list[float | None] = [None] * len(preds)
-        if not todo:
-            return out
-        idx = np.asarray(todo)
-        table = geo.reverse_geocode_batch(plat[idx], plon[idx])
-        # City check, vectorised over the batch: is a gazetteer place of the named city within
-        # the radius (one haversine call over every candidate of every row)? Rows that fail
-        # get the slower alias comparison with the nearest place (a remote village's name).
-        pending: list[tuple[int, int, str]] = []  # (row, table row, named city)
-        candidates: list[Any] = []
-        for j, i in enumerate(todo):
-            if not table.valid[j]:
-                logger.warning("%s: reverse geocoding failed for #%d: %s", self.__name__, i, table.errors[j])
-                continue
-            p = preds[i]
-            ok = True
-            if p.country or p.country_code:
-                ok = country_code_named(p) == table.country_code[j]
-            if ok and p.city:
-                pending.append((i, j, p.city))
-                candidates.append(_city_rows(p.city))
-                ok = False  # until the city check passes
-            out[i] = 1.0 if ok else 0.0
-        if pending:
-            g = geo.gazetteer()
-            counts = np.array([len(r) for r in candidates])
-            rows = np.concatenate(candidates) if counts.sum() else np.empty(0, dtype=np.int64)
-            owner = np.repeat(np.asarray([i for i, _, _ in pending]), counts)
-            near = haversine_km(plat[owner], plon[owner], g.lat[rows], g.lon[rows]) <= self.city_radius_km
-            passed = set(np.unique(owner[near]).tolist())
-            for i, j, city in pending:
-                place_city, rcc = str(table.city[j]), str(table.country_code[j])
-                if i in passed or (place_city and names_match(city, place_city, "city", rcc or None)):
-                    out[i] = 1.0
-        return out
-
-
-@lru_cache(maxsize=65_536)
-def _city_rows(city: str) -> Any:
-    # every gazetteer place of that name or alternate name, in any country (read-only array)
-    from georeason.geo.gazetteer import city_candidates
-
-    return city_candidates(city)
+        return [None if c is None else float(c) for c in chain_consistency(preds, self.city_radius_km)]
 
 
 # --------------------------------------------------------------------------- geoscore
