@@ -57,6 +57,7 @@ __all__ = [
     "admin1_matches",
     "chain_consistency",
     "cities_match",
+    "clear_caches",
     "continent_code",
     "continent_of_code",
     "countries_match",
@@ -410,3 +411,9 @@ def _city_rows(city: str) -> Any:
     from georeason.geo.gazetteer import city_candidates
 
     return city_candidates(city)
+
+
+def clear_caches() -> None:
+    """Forget this module's caches: country codes, name matches, placed names, city candidates."""
+    for cached_fn in (country_code_of, names_match, continent_of_code, place_names, _city_rows):
+        cached_fn.cache_clear()

@@ -100,17 +100,9 @@ def clear_parse_cache() -> None:
 def clear_caches() -> None:
     """Forget every cache the rewards keep: parses, name matches, geocoded names, entity keys."""
     import georeason.match as match
-    import georeason.rewards.ours as ours  # import here: ours imports this module
 
-    for cached_fn in (
-        _parse_text,
-        match.country_code_of,
-        match.names_match,
-        match.continent_of_code,
-        match.place_names,
-        _entity_patterns,
-        ours._city_rows,
-    ):
+    match.clear_caches()
+    for cached_fn in (_parse_text, _entity_patterns):
         cached_fn.cache_clear()
 
 
