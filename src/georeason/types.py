@@ -16,6 +16,10 @@ CONTINENT_NAMES: dict[str, str] = {
     "SA": "South America",
 }
 
+#: The place hierarchy, coarse to fine: the label columns of a dataset, the fields of
+#: :class:`Place` (its first five) and the levels a prediction is judged at (Geo-R's Chain of Region).
+PLACE_LEVELS: tuple[str, ...] = ("continent", "country_code", "country", "admin1", "city")
+
 
 @dataclass(frozen=True, slots=True)
 class Place:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from georeason.jsonsafe import dumps
+from georeason.types import PLACE_LEVELS
 
 logger = logging.getLogger("georeason.pipelines")
 
@@ -60,7 +61,7 @@ DROP_REASONS = (
     "wrong city",
     "no reasoning",
 )
-_TRUTH_KEYS = ("continent", "country_code", "country", "admin1", "city")
+_TRUTH_KEYS = PLACE_LEVELS
 _OUTPUT_COLUMNS = (
     "continent",
     "country_code",
@@ -463,7 +464,7 @@ def _right(t: Mapping[str, Any], truth: Mapping[str, Any], level: str, max_km: f
         v = src.get(key)
         return str(v).strip() or None if v is not None else None
 
-    want = Truth(*(text(k, truth) for k in ("continent", "country_code", "country", "admin1", "city")))
+    want = Truth(*(text(k, truth) for k in PLACE_LEVELS))
     answer = Truth(None, text("country_code", t), text("country", t), None, text("city", t))
     if not want.has_country or not answer.has_country:
         return False, False
@@ -577,9 +578,6 @@ class DistillInput:
         return (self.image_root or self.root) / p
 
 
-IMAGE_CANDIDATES = ("image", "image_path", "img_path", "path", "file", "filename", "IMG_ID")
-
-
 def load_input(
     src: str | os.PathLike[str],
     *,
@@ -592,39 +590,20 @@ def load_input(
 ) -> DistillInput:
     """Load the images to distil: a ``save_to_disk`` folder (a DatasetDict gives ``split``)
     or a CSV / Parquet / JSON(L) table with image paths (relative to ``image_root``, default
-    the table's folder). Truth labels are the table's columns when it has them
-    (``continent, country_code, country, admin1, city``), else reverse-geocoded."""
+    the table's folder), read by :func:`georeason.tables.open_dataset`. Truth labels are the
+    table's columns when it has them (``continent, country_code, country, admin1, city``),
+    else reverse-geocoded."""
     import datasets
 
     from georeason.geo import continent_of, country_name, normalize_country, reverse_geocode_batch
-    from georeason.pipelines.label import ID_CANDIDATES, LAT_CANDIDATES, LON_CANDIDATES, detect_column
+    from georeason.tables import ID_COLUMNS, IMAGE_COLUMNS, coordinate_columns, detect_column, open_dataset
 
-    p = Path(src).expanduser()
-    if p.is_dir():
-        loaded = datasets.load_from_disk(str(p))
-        if isinstance(loaded, datasets.DatasetDict):
-            if split not in loaded:
-                raise DistillError(f"{p} has no split {split!r}; its splits: {', '.join(loaded)}")
-            ds = loaded[split]
-        else:
-            ds = loaded
-        root = p
-    elif p.is_file():
-        builder = {".csv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json"}.get(
-            p.suffix.lower()
-        )
-        if builder is None:
-            raise DistillError(f"{p}: use a datasets folder or a .csv / .parquet / .json(l) table")
-        ds = datasets.load_dataset(builder, data_files=str(p), split="train")
-        root = p.parent
-    else:
-        raise FileNotFoundError(f"no such dataset folder or table: {p}")
+    ds, root, _ = open_dataset(src, split)
     names = list(ds.column_names)
-    idc = detect_column(names, id_col, ("id", *ID_CANDIDATES), "id", required=False)
-    imc = detect_column(names, image_col, IMAGE_CANDIDATES, "image")
-    lac = detect_column(names, lat_col, LAT_CANDIDATES, "latitude")
-    loc = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
-    assert imc is not None and lac is not None and loc is not None
+    idc = detect_column(names, id_col, ID_COLUMNS, "id", required=False, source=src)
+    imc = detect_column(names, image_col, IMAGE_COLUMNS, "image", source=src)
+    lac, loc = coordinate_columns(names, lat_col, lon_col, source=src)
+    assert imc is not None
     ids = [str(x) for x in ds[idc]] if idc else [str(i) for i in range(len(ds))]
     if len(set(ids)) != len(ids):
         dup = next(k for k, v in Counter(ids).items() if v > 1)
