@@ -49,7 +49,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,70 +57,26 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from georeason.tables import (
+    ID_COLUMNS,
+    TableError,
+    coordinate_columns,
+    csv_batches,
+    detect_column,
+    parquet_batches,
+    slices,
+    table_format,
+    text_rows,
+)
+
 logger = logging.getLogger("georeason.pipelines")
+
+#: A table that cannot be labelled as asked (unknown format, unreadable, missing or clashing
+#: columns): the error of :mod:`georeason.tables`, which reads it.
+LabelError = TableError
 
 #: columns added by :func:`label_table`, in order
 LABEL_COLUMNS: tuple[str, ...] = ("continent", "country_code", "country", "admin1", "city", "on_land")
-
-#: auto-detected column names, first match wins (compared case-insensitively)
-ID_CANDIDATES: tuple[str, ...] = ("IMG_ID", "id", "img_id", "image_id", "photo_id", "key")
-LAT_CANDIDATES: tuple[str, ...] = ("LAT", "lat", "latitude", "gps_lat", "GPSLatitude")
-LON_CANDIDATES: tuple[str, ...] = ("LON", "lon", "lng", "long", "longitude", "gps_lon", "GPSLongitude")
-
-_CSV_SUFFIXES = (".csv", ".csv.gz")
-_FLAGS = {"id": "id-col", "latitude": "lat-col", "longitude": "lon-col", "image": "image-col"}
-_PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-class LabelError(ValueError):
-    """The table cannot be labelled as asked (unknown format, missing or clashing columns)."""
-
-
-# ---------------------------------------------------------------------------
-# formats and columns
-# ---------------------------------------------------------------------------
-
-
-def table_format(path: str | os.PathLike[str]) -> str:
-    """``"csv"`` or ``"parquet"`` from the file name; :class:`LabelError` otherwise."""
-    name = Path(path).name.lower()
-    if name.endswith(_CSV_SUFFIXES):
-        return "csv"
-    if name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    raise LabelError(
-        f"{path}: cannot tell the format from the name; use .csv, .csv.gz (input only) or .parquet"
-    )
-
-
-def detect_column(
-    names: Sequence[str], explicit: str | None, candidates: Sequence[str], what: str, *, required: bool = True
-) -> str | None:
-    """The column holding ``what``: ``explicit`` if given (must exist), else the first
-    of ``candidates`` present (case-insensitive). Raises :class:`LabelError` with the
-    table's columns when none is found and ``required``."""
-    if explicit is not None:
-        if explicit not in names:
-            raise LabelError(f"no column {explicit!r} for the {what}; the table has: {', '.join(names)}")
-        return explicit
-    by_lower: dict[str, list[str]] = {}
-    for n in names:
-        by_lower.setdefault(n.lower(), []).append(n)
-    for c in candidates:
-        hits = by_lower.get(c.lower(), [])
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            raise LabelError(
-                f"several columns could hold the {what} ({', '.join(hits)}); name one with --{_FLAGS.get(what, what)}"
-            )
-    if required:
-        raise LabelError(
-            f"no {what} column found (tried {', '.join(candidates)}); the table has: {', '.join(names)}. "
-            f"Name it with --{_FLAGS.get(what, what)}."
-        )
-    return None
-
 
 # ---------------------------------------------------------------------------
 # coordinates
@@ -213,227 +169,8 @@ def label_arrays(lat_col: Any, lon_col: Any, lat_name: str = "LAT", lon_name: st
 
 
 # ---------------------------------------------------------------------------
-# streaming
+# output
 # ---------------------------------------------------------------------------
-
-
-class _CountingFile:
-    """A binary file whose ``tell`` the progress bar reads (bytes consumed so far).
-
-    A native Arrow file, not a Python one: the reader's threads then never call back
-    into Python to read, and an error half-way (a truncated ``.gz``) unwinds cleanly.
-    """
-
-    def __init__(self, path: Path) -> None:
-        import pyarrow as pa
-
-        self.f = pa.OSFile(str(path), "rb")
-        self.size = path.stat().st_size
-
-    def position(self) -> int:
-        try:
-            return int(self.f.tell())
-        except (OSError, ValueError):
-            return 0
-
-
-# pyarrow's exceptions for unreadable input: ArrowInvalid (bad CSV / Parquet), OSError
-# (zlib, thrift, truncation; pyarrow's ArrowIOError is an OSError), EOFError, and
-# UnicodeDecodeError (column names that are not UTF-8).
-def _read_errors() -> tuple[type[BaseException], ...]:
-    import pyarrow as pa
-
-    return (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, EOFError, UnicodeDecodeError)
-
-
-def _unreadable(path: Path, fmt: str, exc: BaseException, rows: int | None = None) -> LabelError:
-    """One sentence for an input that cannot be read, from pyarrow's error."""
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    where = f" after {rows:,} rows" if rows else ""
-    if fmt == "csv":
-        if "Empty CSV file" in detail:
-            return LabelError(f"{path}: the CSV file is empty (not even a header line)")
-        if path.name.lower().endswith(".gz"):
-            return LabelError(
-                f"{path}: the gzip stream is truncated or corrupt{where} ({detail}); download or compress it again"
-            )
-        if isinstance(exc, UnicodeDecodeError):
-            return LabelError(f"{path}: the header line is not valid UTF-8 ({detail})")
-        if "columns, got" in detail:
-            # The reader skips lines with the wrong number of fields through a handler that
-            # pyarrow cannot call when the line is not UTF-8 either: the read stops there.
-            return LabelError(
-                f"{path}: a line has the wrong number of fields and bytes that are not UTF-8, which the "
-                f"reader cannot skip{where} ({detail}); fix or delete that line"
-            )
-        return LabelError(f"{path}: cannot read the CSV{where} ({detail})")
-    if Path(path).stat().st_size == 0:
-        return LabelError(f"{path}: the Parquet file is empty (0 bytes)")
-    return LabelError(f"{path}: not a readable Parquet file, truncated or corrupt{where} ({detail})")
-
-
-def _utf8_rows(batch: Any, id_name: str | None) -> tuple[Any, list[tuple[str, str]]]:
-    """The batch with every column as text, less the rows holding bytes that are not UTF-8,
-    and ``(id, reason)`` of each row left out.
-
-    The CSV is read as bytes (a cast to text then checks UTF-8 at memory speed); only a
-    batch that fails is searched row by row.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    columns = []
-    reasons: dict[int, str] = {}
-    for name, col in zip(batch.schema.names, batch.columns, strict=True):
-        try:
-            columns.append(col.cast(pa.string()))
-            continue
-        except pa.ArrowInvalid:
-            pass
-        for i, raw in enumerate(col.to_pylist()):
-            if raw is None or i in reasons:
-                continue
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                text = raw if len(raw) <= 80 else raw[:80] + b"..."
-                reasons[i] = (
-                    f"invalid UTF-8 in column {name!r} (byte 0x{raw[e.start]:02x} at {e.start}; "
-                    f"not in the output): {text!r}"
-                )
-        columns.append(col)
-    if not reasons:
-        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names), []
-    keep = np.ones(batch.num_rows, dtype=bool)
-    keep[list(reasons)] = False
-    kept = pc.filter(batch, pa.array(keep))
-    out = pa.RecordBatch.from_arrays([c.cast(pa.string()) for c in kept.columns], names=batch.schema.names)
-    ids = batch.column(id_name).to_pylist() if id_name else None
-    bad = []
-    for i in sorted(reasons):
-        raw_id = ids[i] if ids is not None else None
-        bad.append(("" if raw_id is None else raw_id.decode("utf-8", "backslashreplace"), reasons[i]))
-    return out, bad
-
-
-def _csv_batches(
-    path: Path, chunk_size: int, malformed: list[str] | None = None
-) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
-    """(schema, record batches, bytes-read probe, total bytes) of a CSV, every column as text.
-
-    The batches hold **bytes** (``binary``) columns; :func:`_utf8_rows` makes them text
-    and takes out the rows that are not UTF-8. Lines with the wrong number of fields
-    cannot be a row of the table: they are skipped by the reader and described in
-    ``malformed`` (never silently). Quoted newlines are read as CSV defines them.
-    Unreadable input raises :class:`LabelError`.
-    """
-    import threading
-
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
-
-    lock = threading.Lock()
-
-    def on_invalid(row: Any) -> str:
-        text = row.text if len(row.text) <= 200 else row.text[:200] + "..."
-        with lock:  # called from the reader's threads
-            if malformed is not None:
-                malformed.append(
-                    f"malformed CSV line ({row.expected_columns} fields expected, {row.actual_columns} found; "
-                    f"not in the output): {text!r}"
-                )
-        return "skip"
-
-    errors = _read_errors()
-    # Header first, to type every column as bytes (see the module docstring).
-    try:
-        header_reader = pcsv.open_csv(
-            str(path),
-            read_options=pcsv.ReadOptions(block_size=1 << 16, use_threads=False),
-            parse_options=pcsv.ParseOptions(
-                newlines_in_values=True, invalid_row_handler=lambda row: "skip"
-            ),  # lines counted by the real pass
-        )
-        names = header_reader.schema.names
-        header_reader.close()
-    except errors as e:
-        raise _unreadable(path, "csv", e) from e
-    block = int(min(256 << 20, max(1 << 20, chunk_size * 64)))
-    src = _CountingFile(path)
-    try:
-        stream: Any = src.f
-        if path.name.lower().endswith(".gz"):
-            stream = pa.CompressedInputStream(stream, "gzip")
-        reader = pcsv.open_csv(
-            stream,
-            read_options=pcsv.ReadOptions(block_size=block, use_threads=True),
-            # newlines_in_values: without it the chunker cuts blocks at a newline inside
-            # quotes, and the value is cut short or the rows after it lost.
-            parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.binary()), strings_can_be_null=False
-            ),
-        )
-    except errors as e:
-        src.f.close()
-        raise _unreadable(path, "csv", e) from e
-
-    def batches() -> Iterator[Any]:
-        rows = 0
-        try:
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except errors as e:
-                    raise _unreadable(path, "csv", e, rows) from e
-                rows += batch.num_rows
-                yield batch
-        finally:
-            reader.close()
-            src.f.close()
-
-    schema = pa.schema([pa.field(n, pa.string()) for n in names])
-    return schema, batches(), src.position, src.size
-
-
-def _parquet_batches(path: Path, chunk_size: int) -> tuple[Any, Iterator[Any], Callable[[], int], int]:
-    import pyarrow.parquet as pq
-
-    errors = _read_errors()
-    try:
-        pf = pq.ParquetFile(str(path))
-    except errors as e:
-        raise _unreadable(path, "parquet", e) from e
-    done = [0]
-    total = pf.metadata.num_rows
-
-    def batches() -> Iterator[Any]:
-        try:
-            it = pf.iter_batches(batch_size=chunk_size, use_threads=True)
-            while True:
-                try:
-                    b = next(it)
-                except StopIteration:
-                    return
-                except errors as e:
-                    raise _unreadable(path, "parquet", e, done[0]) from e
-                done[0] += b.num_rows
-                yield b
-        finally:
-            pf.close()
-
-    return pf.schema_arrow, batches(), lambda: done[0], total
-
-
-def _slices(batches: Iterator[Any], chunk_size: int) -> Iterator[Any]:
-    for b in batches:
-        if b.num_rows <= chunk_size:
-            yield b
-            continue
-        for start in range(0, b.num_rows, chunk_size):
-            yield b.slice(start, chunk_size)
 
 
 class _Writer:
@@ -578,7 +315,7 @@ def label_table(
         out: ``.csv`` or ``.parquet`` to write (any input format to any output format).
         chunk_size: rows reverse-geocoded at once (memory ~ 1 kB per row of a chunk).
         id_col, lat_col, lon_col: column names; default: auto-detected
-            (:data:`ID_CANDIDATES`, :data:`LAT_CANDIDATES`, :data:`LON_CANDIDATES`). The id
+            (:data:`~georeason.tables.ID_COLUMNS`, :data:`~georeason.tables.LAT_COLUMNS`, :data:`~georeason.tables.LON_COLUMNS`). The id
             column is optional (the errors file then has the row number only).
         prefix: prepended to the added column names (e.g. ``"geo_"``).
         replace_existing: replace input columns that have an added column's name
@@ -598,7 +335,7 @@ def label_table(
         raise LabelError(f"chunk_size must be >= 1, got {chunk_size}")
     if not src_p.is_file():
         raise FileNotFoundError(f"no such table: {src_p}")
-    in_fmt, out_fmt = table_format(src_p), table_format(out_p)
+    in_fmt, out_fmt = table_format(src_p, ("csv", "parquet")), table_format(out_p, ("csv", "parquet"))
     if out_p.name.lower().endswith(".gz"):
         raise LabelError(f"{out_p}: write .csv or .parquet (compressed CSV output is not supported)")
     if out_p.resolve() == src_p.resolve():
@@ -606,19 +343,19 @@ def label_table(
     out_p.parent.mkdir(parents=True, exist_ok=True)
 
     malformed: list[str] = []
-    if in_fmt == "csv":
-        schema, batches, position, total = _csv_batches(src_p, chunk_size, malformed)
-        unit = "bytes"
-    else:
-        schema, batches, position, total = _parquet_batches(src_p, chunk_size)
-        unit = "rows"
+    stream = (
+        csv_batches(src_p, chunk_size, malformed) if in_fmt == "csv" else parquet_batches(src_p, chunk_size)
+    )
+    schema, batches, position, total, unit = (
+        stream.schema,
+        stream.batches,
+        stream.position,
+        stream.total,
+        stream.unit,
+    )
     names = list(schema.names)
-    id_name = detect_column(names, id_col, ID_CANDIDATES, "id", required=False)
-    lat_name = detect_column(names, lat_col, LAT_CANDIDATES, "latitude")
-    lon_name = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
-    assert lat_name is not None and lon_name is not None
-    if lat_name == lon_name:
-        raise LabelError(f"latitude and longitude cannot both be column {lat_name!r}")
+    id_name = detect_column(names, id_col, ID_COLUMNS, "id", required=False, source=src_p)
+    lat_name, lon_name = coordinate_columns(names, lat_col, lon_col, source=src_p)
     added = [prefix + c for c in LABEL_COLUMNS]
     clash = [c for c in added if c in names]
     if clash and not replace_existing:
@@ -662,10 +399,10 @@ def label_table(
                     reasons["malformed CSV line (not in the output)"] += 1
                 return len(lines)
 
-            for batch in _slices(batches, chunk_size):
+            for batch in slices(batches, chunk_size):
                 n_malformed += flush_malformed()
                 if in_fmt == "csv":
-                    batch, not_utf8 = _utf8_rows(batch, id_name)
+                    batch, not_utf8 = text_rows(batch, id_name)
                     for row_id, why in not_utf8:
                         ew.writerow(["", row_id, why])
                         reasons["invalid UTF-8 (not in the output)"] += 1
@@ -724,17 +461,12 @@ def label_table(
 
 
 __all__ = [
-    "ID_CANDIDATES",
     "LABEL_COLUMNS",
-    "LAT_CANDIDATES",
-    "LON_CANDIDATES",
     "ChunkLabels",
     "LabelError",
     "LabelSummary",
     "coordinates_from_arrow",
-    "detect_column",
     "errors_path_for",
     "label_arrays",
     "label_table",
-    "table_format",
 ]
