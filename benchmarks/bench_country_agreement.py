@@ -27,9 +27,9 @@ from _photo_points import photo_like_points
 def polygon_truth(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     import shapely
 
-    from georeason.geo.countries import _read_natural_earth_cached, _relabel_parts
+    from georeason.geo.countries import _relabel_parts, natural_earth_admin0
 
-    parts, codes = _relabel_parts(*_read_natural_earth_cached())
+    parts, codes = _relabel_parts(*natural_earth_admin0())
     truth = np.full(len(lat), "", dtype=object)
     for part, code in zip(parts, codes, strict=True):
         x0, y0, x1, y1 = part.bounds

@@ -170,9 +170,9 @@ def world_outlines(tolerance_deg: float = 0.15) -> list[np.ndarray]:
     def build() -> list[np.ndarray]:
         import shapely
 
-        from georeason.geo.countries import _read_natural_earth_cached
+        from georeason.geo.countries import natural_earth_admin0
 
-        _, geoms = _read_natural_earth_cached()
+        _, geoms = natural_earth_admin0()
         rings: list[np.ndarray] = []
         for g in geoms:
             s = shapely.simplify(g, tolerance_deg, preserve_topology=True)

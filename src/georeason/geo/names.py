@@ -44,7 +44,12 @@ _ADMIN1_NOISE = frozenset(
 )
 
 
-def _is_latin(text: str) -> bool:
+def is_latin(text: str) -> bool:
+    """Whether every letter of ``text`` is a Latin letter (accented ones included).
+
+    >>> is_latin("Hà Nội"), is_latin("Москва")
+    (True, False)
+    """
     # Basic Latin to Latin Extended-B, plus Latin Extended Additional (Vietnamese).
     return not any(ch.isalpha() and ord(ch) > 0x24F and not 0x1E00 <= ord(ch) <= 0x1EFF for ch in text)
 
@@ -65,7 +70,7 @@ def normalize_name(name: str) -> str:
     text = unicodedata.normalize("NFKC", name).strip()
     if not text:
         return ""
-    if not _is_latin(text):
+    if not is_latin(text):
         return re.sub(r"[\s\W_]+", "", text.casefold())
     text = anyascii(text).lower().replace("&", " and ").replace("'", "").replace("’", "")
     tokens = _NON_ALNUM.sub(" ", text).split()

@@ -140,6 +140,22 @@ def yes_probability(logprobs: tuple[float, float] | None) -> float | None:
     return py / (py + pn)
 
 
+def logsumexp(xs: Sequence[float]) -> float:
+    """``log Σ exp(x)``, stable: the log-probability of a set of tokens (the yes spellings).
+
+    >>> round(logsumexp([-0.6931471805599453, -0.6931471805599453]), 12), logsumexp([])
+    (0.0, -inf)
+    """
+    import math
+
+    if not xs:
+        return -math.inf
+    m = max(xs)
+    if m == -math.inf:
+        return m
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
 #: backend name -> "module:Class" (imported only when chosen)
 BACKENDS: dict[str, str] = {
     "hf": "georeason.infer.hf:HFBackend",

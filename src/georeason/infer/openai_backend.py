@@ -48,6 +48,7 @@ from georeason.infer.base import (
     Response,
     check_request,
     check_sampling,
+    logsumexp,
 )
 
 logger = logging.getLogger("georeason.infer")
@@ -396,7 +397,7 @@ class OpenAIBackend(Backend):
         pn = [lp for tok, lp in pairs if tok in no]
         if not py and not pn:
             return None, f"no yes/no token among the top {len(pairs)} log-probabilities"
-        return (_logsumexp(py), _logsumexp(pn)), None
+        return (logsumexp(py), logsumexp(pn)), None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -410,15 +411,6 @@ _LIVE = frozenset({"_headers", "_lock", "_local", "_client", "_pool"})
 def _retryable(status: int) -> bool:
     """The statuses the SDK retries: timeouts, conflicts, rate limits, server errors."""
     return status in (408, 409, 429) or status >= 500
-
-
-def _logsumexp(xs: list[float]) -> float:
-    if not xs:
-        return -math.inf
-    m = max(xs)
-    if m == -math.inf:
-        return m
-    return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
 def _first_choice(data: dict[str, Any]) -> dict[str, Any]:

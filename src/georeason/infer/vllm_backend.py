@@ -23,6 +23,7 @@ from georeason.infer.base import (
     Response,
     check_request,
     check_sampling,
+    logsumexp,
 )
 
 
@@ -148,8 +149,6 @@ class VLLMBackend(Backend):
         """First-token top log-probs, as the ``openai`` backend reads them (GLOBE's judge)."""
         from vllm import SamplingParams
 
-        from georeason.infer.openai_backend import _logsumexp
-
         yes, no = {t.strip() for t in yes_tokens}, {t.strip() for t in no_tokens}
         params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=top_logprobs)
         out: list[tuple[float, float] | None] = [None] * len(requests)
@@ -170,7 +169,7 @@ class VLLMBackend(Backend):
             if not py and not pn:
                 errors[i] = f"no yes/no token among the top {len(pairs)} log-probabilities"
                 continue
-            out[i] = (_logsumexp(py), _logsumexp(pn))
+            out[i] = (logsumexp(py), logsumexp(pn))
         self.last_errors = errors
         return out
 
