@@ -554,7 +554,7 @@ def _clean_text(col: Any) -> NDArray[np.object_]:
     return _map_distinct(col, _clean_one)
 
 
-def _country_codes(df: pd.DataFrame) -> NDArray[np.object_] | None:
+def country_codes(df: pd.DataFrame) -> NDArray[np.object_] | None:
     """ISO alpha-2 per row from ``country_code`` (preferred) or ``country`` names; '' where unknown."""
     from georeason.geo import normalize_country
 
@@ -568,14 +568,14 @@ def _country_codes(df: pd.DataFrame) -> NDArray[np.object_] | None:
     return out
 
 
-def _true_continents(df: pd.DataFrame) -> NDArray[np.object_] | None:
+def true_continents(df: pd.DataFrame) -> NDArray[np.object_] | None:
     """Continent codes of the truth from its labels: the continent column, else
     the continent of the country; None when the labels have neither."""
     from georeason.geo import continent_of
 
     if "continent" in df.columns:
         return _map_distinct(df["continent"], _continent_code)
-    cc = _country_codes(df)
+    cc = country_codes(df)
     if cc is None:
         return None
     return _map_distinct(cc, lambda c: (continent_of(c) or "") if c else "")
@@ -769,7 +769,7 @@ def compute_metrics(
     source: str | None = None
     if per_continent:
         from_labels = (
-            _true_continents(_labels_to_frame(true_labels, n_total, "true_labels"))
+            true_continents(_labels_to_frame(true_labels, n_total, "true_labels"))
             if continents is None and true_labels is not None
             else None
         )
@@ -880,6 +880,8 @@ __all__ = [
     "Summary",
     "compute_metrics",
     "confidence_curves",
+    "country_codes",
     "geoscore",
+    "true_continents",
     "valid_coordinates",
 ]
