@@ -46,6 +46,7 @@ from georeason.pipelines.distill import (  # noqa: E402
     parse_teacher,
     run_distill,
 )
+from georeason.runs import RunMismatchError  # noqa: E402
 
 N_IMAGES = 12
 
@@ -444,7 +445,7 @@ def test_distill_agreement_truth_and_rerun_filters(
             k for k, v in exp2.items() if v is None
         )
     # other generation settings: refused
-    with pytest.raises(DistillError, match="other settings"):
+    with pytest.raises(RunMismatchError, match="other settings"):
         run_distill(world, out, DistillConfig(teachers=cfg.teachers, max_new_tokens=65), progress=False)
 
 

@@ -27,19 +27,10 @@ from typing import Any
 
 import pytest
 
-from georeason.eval.runner import (
-    LOCK_FILE,
-    PREDICTIONS_FILE,
-    BackendFailure,
-    EvalConfig,
-    RunLockedError,
-    RunMismatchError,
-    make_record,
-    read_records,
-    run_eval,
-)
+from georeason.eval.runner import LOCK_FILE, BackendFailure, EvalConfig, make_record, run_eval
 from georeason.infer.base import Backend, Request, Response
 from georeason.protocols import get_protocol
+from georeason.runs import PREDICTIONS_FILE, RunLockedError, RunMismatchError, read_records
 
 F = Path(__file__).parent / "fixtures" / "benchmarks"
 CSV_BENCH = F / "csv_bench"

@@ -16,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from georeason.eval.report import build_report, load_reference, render_markdown, write_report
-from georeason.eval.runner import PREDICTIONS_FILE, RUN_FILE, make_record
+from georeason.eval.runner import make_record
 from georeason.geo import haversine_km
 from georeason.protocols import get_protocol
+from georeason.runs import PREDICTIONS_FILE, RUN_FILE
 
 
 def geor(country: str, state: str, city: str, lat: float, lon: float) -> str:

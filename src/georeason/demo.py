@@ -441,8 +441,9 @@ def evaluate_model(
     """Greedy answers of a model on a split of the world, one record per photo (the eval runner).
     ``label`` names the progress bar (default: ``name`` and ``split``). ``samples`` K > 1:
     K sampled answers per photo at T = 0.7 reduced by their medoid instead of one greedy one."""
-    from georeason.eval.runner import PREDICTIONS_FILE, EvalConfig, read_records, run_eval
+    from georeason.eval.runner import EvalConfig, run_eval
     from georeason.infer import get_backend
+    from georeason.runs import PREDICTIONS_FILE, read_records
 
     out = cfg.out / "eval" / (name if split == "test" else f"{name}_{split}")
     if samples > 1:

@@ -702,7 +702,7 @@ def write_report(
 ) -> dict[str, Any]:
     """Read ``out_dir/predictions.jsonl`` (+ ``run.json``), write ``report.md``, ``report.json``
     and, with ``plots``, ``error_cdf.png`` and ``world_map.png``. Returns the report dict."""
-    from georeason.eval.runner import PREDICTIONS_FILE, RUN_FILE, read_records
+    from georeason.runs import PREDICTIONS_FILE, RUN_FILE, read_records
 
     out = Path(out_dir).expanduser()
     preds = out / PREDICTIONS_FILE

@@ -38,18 +38,25 @@ distance_km, error_kind, error, seconds``.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from georeason.jsonsafe import dumps
+from georeason.runs import (
+    PREDICTIONS_FILE,
+    Progress,
+    RunDir,
+    RunLockedError,
+    RunMismatchError,
+    batched,
+    read_ahead,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from georeason.datasets.benchmarks import BenchmarkDataset
@@ -58,8 +65,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger("georeason.eval")
 
-PREDICTIONS_FILE = "predictions.jsonl"
-RUN_FILE = "run.json"
 LOCK_FILE = ".eval.lock"
 GEOCODE_MODES = ("auto", "always", "never")
 ERROR_KINDS = ("image", "backend", "parse")
@@ -69,14 +74,8 @@ NAME_ONLY_PROTOCOLS = frozenset({"globe"})
 #: After this many consecutive batches in which every request failed in the backend, stop:
 #: a model that cannot run should not burn through the benchmark writing errors.
 MAX_FAILED_BATCHES = 3
-
-
-class RunMismatchError(ValueError):
-    """The output folder holds a run made with other settings."""
-
-
-class RunLockedError(RuntimeError):
-    """Another process is writing to the same output folder."""
+#: what the report writes into the run folder (removed with the records by ``overwrite``)
+REPORT_FILES = ("report.md", "report.json", "error_cdf.png", "world_map.png")
 
 
 class BackendFailure(RuntimeError):
@@ -178,90 +177,6 @@ class EvalSummary:
     @property
     def n_done(self) -> int:
         return self.n_done_before + self.n_new
-
-
-# ---------------------------------------------------------------------------
-# the JSONL file
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class ReadStats:
-    n_lines: int = 0
-    n_records: int = 0
-    truncated_tail: bool = False
-    bad_lines: list[int] = field(default_factory=list)
-    duplicates: int = 0
-    rewritten: bool = False
-
-
-def read_records(
-    path: str | os.PathLike[str], *, repair: bool = False
-) -> tuple[list[dict[str, Any]], ReadStats]:
-    """Records of a predictions file, first occurrence of each id.
-
-    A last line without its newline or that is not valid JSON is what a kill
-    during a write leaves: it is dropped. Invalid lines elsewhere and repeated
-    ids are dropped too (and counted). With ``repair``, when anything was
-    dropped the file is rewritten atomically with the good records only, so
-    appends start on a clean line.
-    """
-    p = Path(path)
-    stats = ReadStats()
-    if not p.exists():
-        return [], stats
-    raw = p.read_bytes()
-    lines = raw.split(b"\n")
-    ends_clean = raw.endswith(b"\n") or not raw
-    if lines and lines[-1] == b"":
-        lines.pop()
-    records: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for k, line in enumerate(lines):
-        stats.n_lines += 1
-        is_last = k == len(lines) - 1
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or "id" not in rec:
-                raise ValueError("not a record")
-        except (ValueError, UnicodeDecodeError):
-            if is_last:
-                stats.truncated_tail = True
-            else:
-                stats.bad_lines.append(k + 1)
-            continue
-        # A last line that is valid JSON but lacks its newline is whole: kept (the rewrite adds it).
-        rid = str(rec["id"])
-        if rid in seen:
-            stats.duplicates += 1
-            continue
-        seen.add(rid)
-        records.append(rec)
-    stats.n_records = len(records)
-    needs_rewrite = stats.truncated_tail or stats.bad_lines or stats.duplicates or not ends_clean
-    if repair and needs_rewrite:
-        tmp = p.with_name(p.name + ".tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-        stats.rewritten = True
-    return records, stats
-
-
-def write_records(path: Path, records: Sequence[dict[str, Any]]) -> None:
-    """Replace ``path`` atomically with ``records`` (one JSON object per line)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _json_float(x: float | None) -> float | None:
@@ -388,92 +303,6 @@ def make_record(
 # ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def undo_on_early_failure(out_dir: Path, records_file: str) -> Iterator[None]:
-    """Create ``out_dir``; if the body raises before a line reached ``out_dir/records_file``,
-    remove what this call created (the lock, run.json, the folder and any parents it made),
-    so a run that fails before doing any work leaves nothing behind. What was there
-    before is never touched."""
-    top = out_dir.absolute()
-    while not top.parent.exists():
-        top = top.parent
-    existed = out_dir.exists()
-    before = {p.name for p in out_dir.iterdir()} if out_dir.is_dir() else set()
-    records = out_dir / records_file
-    size_before = records.stat().st_size if records.is_file() else None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        yield
-    except BaseException:
-        size = records.stat().st_size if records.is_file() else None
-        if size == size_before or (size_before is None and not size):  # no record written
-            with contextlib.suppress(OSError):
-                if not existed:
-                    import shutil
-
-                    shutil.rmtree(top)  # the topmost folder this call created
-                else:
-                    for p in out_dir.iterdir():
-                        if p.name not in before and (p.is_file() or p.is_symlink()):
-                            p.unlink()
-        raise
-
-
-@contextlib.contextmanager
-def _exclusive(out_dir: Path) -> Iterator[None]:
-    """An advisory lock on the folder (released by the OS if the process dies)."""
-    path = out_dir / LOCK_FILE
-    fh = path.open("a+")
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - not POSIX: no lock
-            pass
-        except OSError:
-            raise RunLockedError(
-                f"another georeason eval is writing to {out_dir} (lock {path}); wait for it or use another --out"
-            ) from None
-        yield
-    finally:
-        fh.close()
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps(data, indent=2) + "\n", encoding="utf-8")  # NaN -> null
-    os.replace(tmp, path)
-
-
-def _check_run_file(out_dir: Path, config: EvalConfig, overwrite: bool) -> dict[str, Any] | None:
-    path = out_dir / RUN_FILE
-    if not path.exists():
-        return None
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        old = {}
-    if overwrite:
-        return old
-    old_id = old.get("identity")
-    new_id = json.loads(json.dumps(config.identity(), default=str))
-    if old_id is not None and old_id != new_id:
-        diffs = [
-            f"{k}: {old_id.get(k)!r} -> {new_id.get(k)!r}" for k in new_id if old_id.get(k) != new_id.get(k)
-        ]
-        raise RunMismatchError(
-            f"{out_dir} holds a run made with other settings ({'; '.join(diffs)}). Rerun with the same "
-            "settings to resume, choose another --out, or pass --overwrite to start this folder again."
-        )
-    return old
-
-
-def _chunks(seq: Sequence[int], n: int) -> Iterator[list[int]]:
-    for i in range(0, len(seq), n):
-        yield list(seq[i : i + n])
-
-
 def _meta(dataset: BenchmarkDataset, i: int) -> dict[str, Any]:
     row = dataset.table.iloc[i]
     meta: dict[str, Any] = {"id": str(row["id"]), "lat": float(row["lat"]), "lon": float(row["lon"])}
@@ -481,66 +310,6 @@ def _meta(dataset: BenchmarkDataset, i: int) -> dict[str, Any]:
         if k in dataset.table.columns and row[k]:
             meta[k] = str(row[k])
     return meta
-
-
-class _Progress:
-    """A rich progress bar with ETA and failure count (plain log lines when not a terminal)."""
-
-    def __init__(
-        self, total: int, done: int, enabled: bool, log: Callable[[str], None], label: str = "eval"
-    ) -> None:
-        self.total, self.done, self.failed = total, done, 0
-        self.log = log
-        self.t0 = time.perf_counter()
-        self.start_done = done
-        self._last_log = 0.0
-        self.bar: Any = None
-        if enabled:
-            from rich.markup import escape
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn(f"[bold]{escape(label)}[/bold]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("failed {task.fields[failed]}"),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-            )
-            self.task = self.bar.add_task(label, total=total, completed=done, failed=0, rate="")
-
-    def __enter__(self) -> _Progress:
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def advance(self, n: int, failed: int) -> None:
-        self.done += n
-        self.failed += failed
-        elapsed = time.perf_counter() - self.t0
-        rate = (self.done - self.start_done) / elapsed if elapsed > 0 else 0.0
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.done, failed=self.failed, rate=f"{rate:.2f} img/s")
-            return
-        now = time.perf_counter()
-        if now - self._last_log >= 10 or self.done >= self.total:
-            self._last_log = now
-            left = self.total - self.done
-            eta = f"{left / rate:.0f}s" if rate > 0 else "?"
-            self.log(f"{self.done}/{self.total} images, {self.failed} failed, {rate:.2f} img/s, ETA {eta}")
 
 
 def run_eval(
@@ -582,63 +351,32 @@ def run_eval(
         ValueError (bad settings). KeyboardInterrupt propagates after the
         batches already done are safely on disk.
     """
-    import sys
-
     from georeason.datasets.benchmarks import load_benchmark
     from georeason.images import ImageError, load_image
-    from georeason.infer.base import Request, Response
     from georeason.protocols import get_protocol
 
     t_start = time.perf_counter()
-    out = Path(out_dir).expanduser()
-    preds_path = out / PREDICTIONS_FILE
-    with undo_on_early_failure(out, PREDICTIONS_FILE), _exclusive(out):
-        old_run = _check_run_file(out, config, overwrite)
-        if overwrite:
-            for name in (
-                PREDICTIONS_FILE,
-                RUN_FILE,
-                "report.md",
-                "report.json",
-                "error_cdf.png",
-                "world_map.png",
-            ):
-                (out / name).unlink(missing_ok=True)
-            old_run = None
+    run = RunDir(
+        out_dir, records_file=PREDICTIONS_FILE, lock_file=LOCK_FILE, command="georeason eval", log=log
+    )
+    out, preds_path = run.path, run.records.path
+    with run.open():
+        run.claim(config.identity(), overwrite=overwrite, outputs=REPORT_FILES)
         if dataset is None:
             dataset = load_benchmark(config.benchmark, config.data, **config.benchmark_options)
         n_expected = len(dataset) if config.limit is None else min(config.limit, len(dataset))
         ids = dataset.ids[:n_expected]
-
-        records, stats = read_records(preds_path, repair=True)
-        if stats.truncated_tail:
-            log(f"{preds_path}: dropped a truncated last line (the previous run was interrupted mid-write)")
-        if stats.bad_lines or stats.duplicates:
-            log(
-                f"{preds_path}: dropped {len(stats.bad_lines)} unreadable lines and {stats.duplicates} duplicates"
-            )
-        if retry_failed:
-            keep = [r for r in records if r.get("error_kind") not in ("image", "backend")]
-            if len(keep) != len(records):
-                log(f"retrying {len(records) - len(keep)} images whose previous attempt failed")
-                write_records(preds_path, keep)
-                records = keep
-        done = {str(r["id"]) for r in records}
-        todo = [i for i, rid in enumerate(ids) if rid not in done]
-        n_before = sum(1 for rid in ids if rid in done)
-
-        run_info = {
-            "identity": json.loads(json.dumps(config.identity(), default=str)),
-            "config": json.loads(json.dumps(asdict(config), default=str)),
-            "benchmark": {
+        run.records.load(retry=_failed if retry_failed else None)
+        todo = [i for i, rid in enumerate(ids) if rid not in run.records.done]
+        n_before = n_expected - len(todo)
+        run.save(
+            config=asdict(config),
+            benchmark={
                 **{k: v for k, v in dataset.describe().items() if k not in ("problems", "missing_images")},
                 "n_evaluated": n_expected,
             },
-            "started": (old_run or {}).get("started") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "georeason_version": _version(),
-        }
-        _write_json(out / RUN_FILE, run_info)
+            georeason_version=_version(),
+        )
         if n_before:
             log(f"resuming: {n_before} of {n_expected} images already done in {preds_path}")
 
@@ -646,19 +384,9 @@ def run_eval(
         n_new = 0
         if todo:
             protocol = get_protocol(config.protocol)
-            messages = protocol.messages()
             own_backend = backend is None
             if backend is None:
-                from georeason.infer.base import get_backend
-
-                options = dict(config.backend_options)
-                if config.max_pixels is not None:
-                    options.setdefault("max_pixels", config.max_pixels)
-                if config.backend.strip().lower() == "hf":
-                    options.setdefault("batch_size", config.batch_size)
-                log(f"loading {config.backend} backend for {config.model}")
-                backend = get_backend(config.backend, config.model, **options)
-            show = sys.stderr.isatty() if progress is None else progress
+                backend = _make_backend(config, log)
             failed_batches = 0
             pool = ThreadPoolExecutor(max_workers=max(1, image_workers))
 
@@ -670,110 +398,31 @@ def run_eval(
                 except Exception as e:  # anything else about this file is still this image's failure
                     return None, f"{type(e).__name__}: {e}"
 
-            batches = list(_chunks(todo, config.batch_size))
             try:
-                with (
-                    preds_path.open("a", encoding="utf-8") as fh,
-                    _Progress(n_expected, n_before, show, log, progress_label) as bar,
-                ):
+                with Progress(progress_label, n_expected, done=n_before, enabled=progress, log=log) as bar:
                     # Decode the next batch's images while the model works on this one.
-                    pending = pool.map(load, batches[0]) if batches else iter(())
-                    for b, batch in enumerate(batches):
-                        loaded = list(pending)
-                        if b + 1 < len(batches):
-                            pending = pool.map(load, batches[b + 1])
+                    for batch, loaded in read_ahead(
+                        batched(todo, config.batch_size), lambda b: pool.map(load, b)
+                    ):
                         metas = [_meta(dataset, i) for i in batch]
-                        requests: list[Request] = []
-                        req_pos: list[int] = []
-                        lines: list[dict[str, Any] | None] = [None] * len(batch)
-                        for k, (meta, (img, err)) in enumerate(zip(metas, loaded, strict=True)):
-                            if img is None:
-                                lines[k] = make_record(
-                                    meta,
-                                    completion=None,
-                                    error=err,
-                                    error_kind="image",
-                                    seconds=None,
-                                    protocol=protocol,
-                                    geocode=False,
-                                )
-                            else:
-                                requests.append(Request(id=meta["id"], image=img, messages=messages))
-                                req_pos.append(k)
-                        responses: list[Response] = []
-                        if requests:
-                            try:
-                                sampling = {"n": config.samples} if config.samples > 1 else {}
-                                responses = backend.generate(
-                                    requests,
-                                    max_new_tokens=config.max_new_tokens,
-                                    temperature=config.temperature,
-                                    top_p=config.top_p,
-                                    seed=config.seed,
-                                    **sampling,
-                                )
-                            except KeyboardInterrupt:
-                                raise
-                            except (
-                                Exception
-                            ) as e:  # the contract says never; a broken backend still costs only this batch
-                                logger.exception("backend.generate raised")
-                                responses = [
-                                    Response(
-                                        id=r.id, text=None, error=f"backend raised {type(e).__name__}: {e}"
-                                    )
-                                    for r in requests
-                                ]
-                            if len(responses) != len(requests):
-                                responses = [
-                                    Response(
-                                        id=r.id,
-                                        text=None,
-                                        error=f"backend returned {len(responses)} responses for {len(requests)} requests",
-                                    )
-                                    for r in requests
-                                ]
-                        n_backend_failed = 0
-                        for k, r_req, resp in zip(req_pos, requests, responses, strict=True):
-                            ok = resp.text is not None and resp.error is None and resp.id == r_req.id
-                            if not ok:
-                                n_backend_failed += 1
-                                err = resp.error or (
-                                    "no text returned"
-                                    if resp.id == r_req.id
-                                    else f"response id {resp.id!r} != {r_req.id!r}"
-                                )
-                            lines[k] = make_record(
-                                metas[k],
-                                completion=resp.text if ok else None,
-                                error=None if ok else err,
-                                error_kind=None if ok else "backend",
-                                seconds=resp.seconds,
-                                protocol=protocol,
-                                geocode=config.geocode,
-                                samples=resp.texts if ok and config.samples > 1 else None,
-                                aggregate=config.aggregate,
-                            )
-                        recs = [rec for rec in lines if rec is not None]
-                        # One write per batch, then flush + fsync: a kill loses at most this batch.
-                        fh.write("".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in recs))
-                        fh.flush()
-                        os.fsync(fh.fileno())
+                        recs, n_asked, n_backend_failed, first_error = _eval_batch(
+                            config, backend, protocol, metas, loaded
+                        )
+                        run.records.append(recs)
                         n_fail = 0
                         for rec in recs:
                             if rec["error_kind"]:
                                 failed[rec["error_kind"]] += 1
                                 n_fail += 1
                         n_new += len(recs)
-                        bar.advance(len(recs), n_fail)
-                        if requests and n_backend_failed == len(requests):
+                        bar.update(len(recs), failed=n_fail)
+                        if n_asked and n_backend_failed == n_asked:
                             failed_batches += 1
                             if failed_batches >= MAX_FAILED_BATCHES:
-                                first = next(r.error for r in responses if r.error) if responses else "?"
                                 raise BackendFailure(
                                     f"the backend failed on every request of {failed_batches} batches in a row "
-                                    f"(last error: {first}). {n_new} lines were written; fix the backend and "
-                                    "rerun the same command with --retry-failed to redo the failed images."
+                                    f"(last error: {first_error}). {n_new} lines were written; fix the backend "
+                                    "and rerun the same command with --retry-failed to redo the failed images."
                                 )
                         else:
                             failed_batches = 0
@@ -787,8 +436,7 @@ def run_eval(
             f"{n_new} images evaluated now ({n_before} before), {total_failed} failed"
             + (f" ({', '.join(f'{k}: {v}' for k, v in failed.items() if v)})" if total_failed else "")
         )
-        run_info["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        _write_json(out / RUN_FILE, run_info)
+        run.save()
         summary = EvalSummary(
             out_dir=out,
             n_expected=n_expected,
@@ -796,7 +444,7 @@ def run_eval(
             n_new=n_new,
             n_failed=failed,
             seconds=time.perf_counter() - t_start,
-            dropped_lines=int(stats.truncated_tail) + len(stats.bad_lines) + stats.duplicates,
+            dropped_lines=run.records.stats.n_dropped,
         )
         if report and (n_before or n_new):
             from georeason.eval.report import write_report
@@ -805,6 +453,101 @@ def run_eval(
         elif report:
             log("no image was evaluated: no report written")
         return summary
+
+
+def _failed(rec: Mapping[str, Any]) -> bool:
+    """Redone by ``--retry-failed``: the image or the backend failed (a parse failure is the model's answer)."""
+    return rec.get("error_kind") in ("image", "backend")
+
+
+def _make_backend(config: EvalConfig, log: Callable[[str], None]) -> Backend:
+    from georeason.infer.base import get_backend
+
+    options = dict(config.backend_options)
+    if config.max_pixels is not None:
+        options.setdefault("max_pixels", config.max_pixels)
+    if config.backend.strip().lower() == "hf":
+        options.setdefault("batch_size", config.batch_size)
+    log(f"loading {config.backend} backend for {config.model}")
+    return get_backend(config.backend, config.model, **options)
+
+
+def _eval_batch(
+    config: EvalConfig,
+    backend: Backend,
+    protocol: Any,
+    metas: Sequence[dict[str, Any]],
+    loaded: Sequence[tuple[Any, str | None]],
+) -> tuple[list[dict[str, Any]], int, int, str]:
+    """The records of one batch: ``(records, requests sent, requests the backend failed, first error)``.
+
+    An unreadable image is recorded without asking the model; a backend that raises or
+    answers out of step fails this batch's requests only.
+    """
+    from georeason.infer.base import Request, Response
+
+    messages = protocol.messages()
+    requests: list[Request] = []
+    req_pos: list[int] = []
+    lines: list[dict[str, Any] | None] = [None] * len(metas)
+    for k, (meta, (img, err)) in enumerate(zip(metas, loaded, strict=True)):
+        if img is None:
+            lines[k] = make_record(
+                meta,
+                completion=None,
+                error=err,
+                error_kind="image",
+                seconds=None,
+                protocol=protocol,
+                geocode=False,
+            )
+        else:
+            requests.append(Request(id=meta["id"], image=img, messages=messages))
+            req_pos.append(k)
+    responses: list[Response] = []
+    if requests:
+        try:
+            sampling = {"n": config.samples} if config.samples > 1 else {}
+            responses = backend.generate(
+                requests,
+                max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                seed=config.seed,
+                **sampling,
+            )
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # the contract says never; a broken backend still costs only this batch
+            logger.exception("backend.generate raised")
+            responses = [
+                Response(id=r.id, text=None, error=f"backend raised {type(e).__name__}: {e}")
+                for r in requests
+            ]
+        if len(responses) != len(requests):
+            why = f"backend returned {len(responses)} responses for {len(requests)} requests"
+            responses = [Response(id=r.id, text=None, error=why) for r in requests]
+    n_failed = 0
+    for k, r_req, resp in zip(req_pos, requests, responses, strict=True):
+        ok = resp.text is not None and resp.error is None and resp.id == r_req.id
+        if not ok:
+            n_failed += 1
+            err = resp.error or (
+                "no text returned" if resp.id == r_req.id else f"response id {resp.id!r} != {r_req.id!r}"
+            )
+        lines[k] = make_record(
+            metas[k],
+            completion=resp.text if ok else None,
+            error=None if ok else err,
+            error_kind=None if ok else "backend",
+            seconds=resp.seconds,
+            protocol=protocol,
+            geocode=config.geocode,
+            samples=resp.texts if ok and config.samples > 1 else None,
+            aggregate=config.aggregate,
+        )
+    first_error = next((r.error for r in responses if r.error), None) or "?"
+    return [rec for rec in lines if rec is not None], len(requests), n_failed, first_error
 
 
 def _version() -> str:
@@ -818,8 +561,7 @@ def _version() -> str:
 
 __all__ = [
     "ERROR_KINDS",
-    "PREDICTIONS_FILE",
-    "RUN_FILE",
+    "LOCK_FILE",
     "BackendFailure",
     "EvalConfig",
     "EvalSummary",
@@ -827,8 +569,5 @@ __all__ = [
     "RunMismatchError",
     "geocode_prediction",
     "make_record",
-    "read_records",
     "run_eval",
-    "undo_on_early_failure",
-    "write_records",
 ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
 import os
@@ -36,7 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from georeason.jsonsafe import dumps
+from georeason.runs import (
+    Progress,
+    RunDir,
+    RunMismatchError,
+    batched,
+    read_ahead,
+    read_records,
+    write_json,
+)
 from georeason.types import PLACE_LEVELS
 
 logger = logging.getLogger("georeason.pipelines")
@@ -80,10 +87,6 @@ _OUTPUT_COLUMNS = (
 
 class DistillError(ValueError):
     """The distillation cannot run as asked (bad teacher spec, input, settings)."""
-
-
-class RunMismatchError(DistillError):
-    """The output folder holds a run made with other teachers or generation settings."""
 
 
 # ---------------------------------------------------------------------------
@@ -813,86 +816,6 @@ def make_teacher(spec: TeacherSpec, config: DistillConfig) -> Teacher:
     return Teacher(spec, backend, config.max_pixels)
 
 
-@contextlib.contextmanager
-def _exclusive(out_dir: Path) -> Iterator[None]:
-    fh = (out_dir / LOCK_FILE).open("a+")
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - not POSIX
-            pass
-        except OSError:
-            raise DistillError(f"another georeason data distill is writing to {out_dir}") from None
-        yield
-    finally:
-        fh.close()
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(dumps(data, indent=2) + "\n", encoding="utf-8")  # NaN -> null
-    os.replace(tmp, path)
-
-
-class _Progress:
-    """Rich bar with kept / dropped counts on a terminal; a log line every 10 s otherwise."""
-
-    def __init__(self, total: int, done: int, enabled: bool, log: Callable[[str], None]) -> None:
-        self.total, self.done, self.start = total, done, done
-        self.kept = 0
-        self.dropped: Counter[str] = Counter()
-        self.log = log
-        self.t0 = self._last = time.perf_counter()
-        self.bar: Any = None
-        if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]distill[/bold]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-            )
-            self.task = self.bar.add_task("distill", total=total, completed=done, info="")
-            self.bar.start()
-
-    def info(self) -> str:
-        rate = (self.done - self.start) / max(time.perf_counter() - self.t0, 1e-9)
-        top = ", ".join(f"{k}: {v}" for k, v in self.dropped.most_common(3))
-        return (
-            f"kept {self.kept}, dropped {sum(self.dropped.values())}"
-            + (f" ({top})" if top else "")
-            + f", {rate:.2f} img/s"
-        )
-
-    def advance(self, decisions: Sequence[Decision]) -> None:
-        self.done += len(decisions)
-        for d in decisions:
-            if d.kept:
-                self.kept += 1
-            else:
-                self.dropped[str(d.reason)] += 1
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.done, info=self.info())
-            return
-        now = time.perf_counter()
-        if now - self._last >= 10 or self.done >= self.total:
-            self._last = now
-            self.log(f"distill: {self.done}/{self.total} images; this run: {self.info()}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def _chunks(seq: Sequence[int], n: int) -> Iterator[list[int]]:
-    for i in range(0, len(seq), n):
-        yield list(seq[i : i + n])
-
-
 def run_distill(
     src: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -926,71 +849,29 @@ def run_distill(
 
     KeyboardInterrupt propagates after the batches already done are on disk.
     """
-    import sys
-
-    from georeason.eval.runner import read_records, undo_on_early_failure, write_records
     from georeason.images import load_image
     from georeason.infer.base import Request
     from georeason.protocols import get_protocol
 
     t_start = time.perf_counter()
-    out = Path(out_dir).expanduser()
-    rec_path = out / RECORDS_FILE
     specs = config.specs()
     if limit is not None and limit < 1:
         raise DistillError(f"limit must be >= 1, got {limit}")
-    with undo_on_early_failure(out, RECORDS_FILE), _exclusive(out):
-        if overwrite:
-            import shutil
-
-            for name in (RECORDS_FILE, RUN_FILE, SUMMARY_FILE):
-                (out / name).unlink(missing_ok=True)
-            shutil.rmtree(out / DATASET_DIR, ignore_errors=True)
+    run = RunDir(
+        out_dir, records_file=RECORDS_FILE, lock_file=LOCK_FILE, command="georeason data distill", log=log
+    )
+    out, rec_path = run.path, run.records.path
+    with run.open():
+        src_id = str(Path(src).expanduser().resolve())
+        run.claim(config.identity(src_id), overwrite=overwrite, outputs=(SUMMARY_FILE, DATASET_DIR))
         data = load_input(
             src, split=split, id_col=id_col, image_col=image_col, lat_col=lat_col, lon_col=lon_col,
             image_root=image_root,
         )  # fmt: skip
-        identity = json.loads(json.dumps(config.identity(str(Path(src).expanduser().resolve())), default=str))
-        run_path = out / RUN_FILE
-        old: dict[str, Any] = {}
-        if run_path.exists():
-            with contextlib.suppress(OSError, json.JSONDecodeError):
-                old = json.loads(run_path.read_text(encoding="utf-8"))
-            if old.get("identity") not in (None, identity):
-                diffs = [k for k in identity if old["identity"].get(k) != identity[k]]
-                raise RunMismatchError(
-                    f"{out} holds a distillation made with other settings ({', '.join(diffs)}). Rerun with the "
-                    "same teachers and generation settings to resume, use another --out, or --overwrite."
-                )
-        _write_json(
-            run_path,
-            {
-                "identity": identity,
-                "filters": asdict(config.filters),
-                "started": old.get("started") or time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
-        records, stats = read_records(rec_path, repair=True)
-        if stats.truncated_tail:
-            log(f"{rec_path}: dropped a truncated last line (the previous run was interrupted mid-write)")
-        if stats.bad_lines or stats.duplicates:
-            log(
-                f"{rec_path}: dropped {len(stats.bad_lines)} unreadable lines and {stats.duplicates} duplicates"
-            )
-        if retry_failed:
-            keep = [
-                r
-                for r in records
-                if not r.get("image_error") and all(t.get("error") is None for t in r.get("teachers") or [])
-            ]
-            if len(keep) != len(records):
-                log(f"retrying {len(records) - len(keep)} images with a failed teacher or image")
-                write_records(rec_path, keep)
-                records = keep
-        done = {str(r["id"]) for r in records}
+        run.save(filters=asdict(config.filters))
+        run.records.load(retry=_failed if retry_failed else None)
         n_total = len(data) if limit is None else min(limit, len(data))
-        todo = [i for i in range(n_total) if data.ids[i] not in done]
+        todo = [i for i in range(n_total) if data.ids[i] not in run.records.done]
         n_before = n_total - len(todo)
         if n_before:
             log(f"resuming: {n_before} of {n_total} images already done in {rec_path}")
@@ -1012,7 +893,6 @@ def run_distill(
                 "top_p": config.top_p,
                 "seed": config.seed,
             }
-            show = sys.stderr.isatty() if progress is None else progress
             pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="georeason-distill-img")
             tpool = ThreadPoolExecutor(
                 max_workers=len(teachers), thread_name_prefix="georeason-distill-teacher"
@@ -1025,19 +905,15 @@ def run_distill(
                 except Exception as e:  # this image's failure, recorded
                     return None, f"{type(e).__name__}: {e}"
 
-            def fetch(batch: list[int]) -> Iterator[tuple[Any, str | None]]:
+            def fetch(batch: Sequence[int]) -> Iterator[tuple[Any, str | None]]:
                 cells = _image_cells(data.dataset, data.image_col, batch)
                 return pool.map(load, list(zip(batch, cells, strict=True)))
 
-            batches = list(_chunks(todo, config.batch_size))
-            bar = _Progress(n_total, n_before, show, log)
+            kept, dropped = 0, Counter()
             try:
-                with rec_path.open("a", encoding="utf-8") as fh:
-                    pending = fetch(batches[0])
-                    for b, batch in enumerate(batches):
-                        loaded = list(pending)
-                        if b + 1 < len(batches):
-                            pending = fetch(batches[b + 1])  # decode ahead while the teachers work
+                with Progress("distill", n_total, done=n_before, enabled=progress, log=log) as bar:
+                    # decode ahead while the teachers work
+                    for batch, loaded in read_ahead(batched(todo, config.batch_size), fetch):
                         t0 = time.perf_counter()
                         reqs, imgs, where = [], [], []
                         for k, (i, (img, _err)) in enumerate(zip(batch, loaded, strict=True)):
@@ -1047,7 +923,7 @@ def run_distill(
                                 where.append(k)
                         ask = functools.partial(Teacher.run, requests=reqs, images=imgs, settings=settings)
                         results = list(tpool.map(ask, teachers)) if reqs else []
-                        lines, decisions = [], []
+                        lines = []
                         for k, (i, (_img, err)) in enumerate(zip(batch, loaded, strict=True)):
                             rec: dict[str, Any] = {
                                 "id": data.ids[i],
@@ -1067,24 +943,22 @@ def run_distill(
                             rec["decision"] = {"kept": dec.kept, "reason": dec.reason, "chosen": dec.chosen}
                             rec["seconds"] = (time.perf_counter() - t0) / len(batch)
                             lines.append(rec)
-                            decisions.append(dec)
-                        # One write per batch, then flush + fsync: a kill loses at most this batch.
-                        fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
-                        fh.flush()
-                        os.fsync(fh.fileno())
+                            if dec.kept:
+                                kept += 1
+                            else:
+                                dropped[str(dec.reason)] += 1
+                        run.records.append(lines)
                         n_new += len(lines)
-                        bar.advance(decisions)
+                        top = ", ".join(f"{k}: {v}" for k, v in dropped.most_common(3))
+                        note = f"kept {kept}, dropped {dropped.total()}" + (f" ({top})" if top else "")
+                        bar.update(len(lines), failed=sum(map(_failed, lines)), note=note)
             finally:
-                bar.close()
                 pool.shutdown(wait=False, cancel_futures=True)
                 tpool.shutdown(wait=True)
                 if own:
                     for t in teachers:
                         t.close()
-        run_info = json.loads(run_path.read_text(encoding="utf-8"))
-        run_info["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        run_info["filters"] = asdict(config.filters)
-        _write_json(run_path, run_info)
+        run.save(filters=asdict(config.filters))
         summary = DistillSummary(
             out_dir=out,
             n_images=n_total,
@@ -1094,14 +968,19 @@ def run_distill(
             dropped={},
             seconds=0.0,
             dataset_path=None,
-            dropped_lines=int(stats.truncated_tail) + len(stats.bad_lines) + stats.duplicates,
+            dropped_lines=run.records.stats.n_dropped,
         )
         if build_dataset:
             finalize(out, data, config.filters, summary, limit=n_total, log=log)
         summary.seconds = time.perf_counter() - t_start
         if build_dataset:
-            _write_json(out / SUMMARY_FILE, summary.to_dict())
+            write_json(out / SUMMARY_FILE, summary.to_dict())
         return summary
+
+
+def _failed(rec: Mapping[str, Any]) -> bool:
+    """Redone by ``--retry-failed``: the image could not be read or a teacher failed."""
+    return bool(rec.get("image_error")) or any(t.get("error") is not None for t in rec.get("teachers") or [])
 
 
 def _dataset_features() -> Any:
@@ -1160,8 +1039,6 @@ def finalize(
     import shutil
 
     import datasets
-
-    from georeason.eval.runner import read_records
 
     records, _ = read_records(out / RECORDS_FILE)
     by_id = {str(r["id"]): r for r in records}

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from georeason.runs import Progress
 from georeason.tables import (
     ID_COLUMNS,
     TableError,
@@ -203,50 +204,6 @@ class _Writer:
             self.tmp.unlink(missing_ok=True)
 
 
-class _Progress:
-    """Rich progress bar on a terminal, a log line every 10 s otherwise."""
-
-    def __init__(self, total: int, unit: str, enabled: bool, log: Callable[[str], None]) -> None:
-        self.total, self.unit, self.log = total, unit, log
-        self.t0 = time.perf_counter()
-        self._last = self.t0
-        self.bar: Any = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TaskProgressColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("[bold]label[/bold]"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[rows]} rows, {task.fields[bad]} bad, {task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-            )
-            self.task = self.bar.add_task("label", total=max(total, 1), rows=0, bad=0, rate="")
-            self.bar.start()
-
-    def update(self, position: int, rows: int, bad: int) -> None:
-        now = time.perf_counter()
-        rate = f"{rows / max(now - self.t0, 1e-9):,.0f} rows/s"
-        if self.bar is not None:
-            self.bar.update(self.task, completed=position, rows=f"{rows:,}", bad=f"{bad:,}", rate=rate)
-        elif now - self._last >= 10:
-            self._last = now
-            share = f" ({position / self.total:.0%} of the {self.unit})" if self.total else ""
-            self.log(f"label: {rows:,} rows{share}, {bad:,} bad, {rate}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 # ---------------------------------------------------------------------------
 # the command's work
 # ---------------------------------------------------------------------------
@@ -325,8 +282,6 @@ def label_table(
 
     Returns a :class:`LabelSummary`; bad rows are in ``OUT.errors.csv`` (see the module docstring).
     """
-    import sys
-
     import pyarrow as pa
 
     t0 = time.perf_counter()
@@ -379,8 +334,7 @@ def label_table(
 
     err_path = errors_path_for(out_p)
     err_tmp = err_path.with_name(err_path.name + ".tmp")
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = _Progress(total, unit, show, log)
+    bar = Progress("label", total, unit="rows", total_unit=unit, enabled=progress, log=log, failed_word="bad")
     writer = _Writer(out_p, out_fmt, out_schema)
     n_rows = n_bad = n_land = n_malformed = 0
     reasons: Counter[str] = Counter()
@@ -431,7 +385,7 @@ def label_table(
                         countries[item["values"]] += int(item["counts"])
                 n_land += int(lab.columns["on_land"].true_count)
                 n_rows += batch.num_rows
-                bar.update(position(), n_rows, n_bad + n_malformed)
+                bar.update(batch.num_rows, failed=n_bad + n_malformed - bar.failed, position=position())
             n_malformed += flush_malformed()
         ok = True
     finally:

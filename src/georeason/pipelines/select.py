@@ -230,7 +230,7 @@ def load_correctness(path: str | os.PathLike[str], threshold_km: float = 25.0) -
     every metric of :mod:`georeason.eval`. A truncated last line is ignored (what a
     killed run leaves); repeated ids keep their first line.
     """
-    from georeason.eval.runner import PREDICTIONS_FILE, read_records
+    from georeason.runs import PREDICTIONS_FILE, read_records
 
     p = Path(path).expanduser()
     if p.is_dir():
@@ -619,21 +619,46 @@ def write_selected(table: LoadedTable, rows: NDArray[np.int64], out: str | os.Pa
 class SelectConfig:
     """Settings of :func:`select_table` (each stage runs only when its inputs are given)."""
 
-    correctness: str | None = None
-    threshold_km: float = 25.0
-    n_hotspots: int = 100_000
-    radius_km: float = 200.0
-    rollouts: str | None = None
-    std_eps: float = 1e-6
-    difficulty_mode: str = "last"
-    max_per_country: int | None = None
-    max_per_admin1: int | None = None
-    max_per_cell: int | None = None
-    cell_km: float = 100.0
-    target: int | None = None
-    balance_by: tuple[str, ...] = ("country_code", "cell")
-    seed: int = 0
-    label_prefix: str = ""
+    correctness: str | None = field(
+        default=None,
+        metadata={"help": "Base-model eval run (predictions.jsonl or its folder): Geo-R hard set."},
+    )
+    threshold_km: float = field(default=25.0, metadata={"help": "Correct = error <= this (km)."})
+    n_hotspots: int = field(
+        default=100_000, metadata={"help": "Correct samples used as hotspots.", "aliases": ["--hotspots"]}
+    )
+    radius_km: float = field(default=200.0, metadata={"help": "Drop rows within this of a hotspot (km)."})
+    rollouts: str | None = field(
+        default=None,
+        metadata={"help": 'GRPO rollout log (JSONL {"id", "rewards": [...], "step"}): difficulty.'},
+    )
+    std_eps: float = field(default=1e-6, metadata={"help": "Flat group: reward std <= this."})
+    difficulty_mode: str = field(
+        default="last", metadata={"help": "last: judge each id's latest group; all: every group flat."}
+    )
+    max_per_country: int | None = field(
+        default=None, metadata={"help": "Keep at most this many rows per country."}
+    )
+    max_per_admin1: int | None = field(
+        default=None, metadata={"help": "Keep at most this many rows per admin1."}
+    )
+    max_per_cell: int | None = field(
+        default=None, metadata={"help": "Keep at most this many rows per equal-area geocell."}
+    )
+    cell_km: float = field(default=100.0, metadata={"help": "Equal-area geocell side at the equator, km."})
+    target: int | None = field(
+        default=None, metadata={"help": "Rows to keep, favouring under-represented regions."}
+    )
+    balance_by: tuple[str, ...] = field(
+        default=("country_code", "cell"),
+        metadata={
+            "help": "Levels of the balanced fill, coarse to fine (continent, country_code, admin1, cell)."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the hotspot draw and the fill."})
+    label_prefix: str = field(
+        default="", metadata={"help": "Prefix of the label columns (`data label --prefix`)."}
+    )
 
     def __post_init__(self) -> None:
         for name in ("threshold_km", "radius_km", "std_eps", "cell_km"):
