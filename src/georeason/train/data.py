@@ -26,21 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-LABEL_COLUMNS = (
-    "id",
-    "lat",
-    "lon",
-    "continent",
-    "country_code",
-    "country",
-    "admin1",
-    "city",
-    "locatable",
-    "reasoning",
-    "entities",
-)
-REQUIRED_COLUMNS = ("image", "lat", "lon")
-_FILE_BUILDERS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
+from georeason.types import PLACE_LEVELS
+
+LABEL_COLUMNS = ("id", "lat", "lon", *PLACE_LEVELS, "locatable", "reasoning", "entities")
 
 
 @dataclass
@@ -72,26 +60,22 @@ def load_geo_dataset(
     """Load a GeoSample dataset and check it; return ``(dataset, skipped rows)``.
 
     ``name_or_path``: a ``save_to_disk`` folder (a ``DatasetDict`` -> ``split`` is
-    taken), a ``.parquet``/``.csv``/``.json(l)`` file, or a hub dataset name.
+    taken), a ``.parquet``/``.csv``/``.json(l)`` file (read by
+    :func:`georeason.tables.open_dataset`), or a hub dataset name. The image, lat, lon
+    and id columns may go by the names of :mod:`georeason.tables` (``LAT``,
+    ``latitude``, ``image_path``, ``IMG_ID`` ...); they are renamed to the GeoSample names.
     Image paths are resolved relative to the dataset's folder, checked, and the
     column is cast to the ``Image`` feature (decoded lazily, row by row).
     ``max_samples`` keeps a seeded random subset.
     """
     import datasets
 
+    from georeason.tables import open_dataset
+
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
-    if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
-        root = path
-    elif path.is_file():
-        builder = _FILE_BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise ValueError(
-                f"{path}: unsupported file type {path.suffix!r}; use {', '.join(_FILE_BUILDERS)}."
-            )
-        loaded = datasets.load_dataset(builder, data_files=str(path), split="train")
-        root = path.parent
+    if path.exists():
+        ds, root, _ = open_dataset(path, split)
     elif text.startswith((".", "/", "~")) or _is_offline():
         raise FileNotFoundError(
             f"dataset {text!r} not found: no such folder or file"
@@ -100,25 +84,28 @@ def load_geo_dataset(
             "folder saved with datasets' save_to_disk."
         )
     else:
-        loaded = datasets.load_dataset(text, split=split)
+        ds = datasets.load_dataset(text, split=split)
         root = Path.cwd()
-
-    if isinstance(loaded, datasets.DatasetDict):
-        if split not in loaded:
-            raise ValueError(f"dataset {text} has no split {split!r}; its splits: {', '.join(loaded)}.")
-        ds = loaded[split]
-    else:
-        ds = loaded
-
-    missing = [c for c in REQUIRED_COLUMNS if c not in ds.column_names]
-    if missing:
-        raise ValueError(
-            f"dataset {text} lacks the column(s) {', '.join(missing)}; a GeoSample dataset needs image, lat, lon "
-            f"(it has: {', '.join(ds.column_names)})."
-        )
+    ds = _geosample_names(ds, text)
     if max_samples is not None and max_samples < len(ds):
         ds = ds.shuffle(seed=seed).select(range(max_samples))
     return _check_rows(ds, root)
+
+
+def _geosample_names(ds: Any, source: str) -> Any:
+    """``ds`` with its image, lat, lon (and id) columns under the GeoSample names, found by the
+    vocabulary of :mod:`georeason.tables`; a clear error naming the columns when one is missing."""
+    from georeason.tables import ID_COLUMNS, IMAGE_COLUMNS, coordinate_columns, detect_column
+
+    names = list(ds.column_names)
+    lat, lon = coordinate_columns(names, source=source)
+    image = detect_column(names, None, IMAGE_COLUMNS, "image", source=source)
+    ident = detect_column(names, None, ID_COLUMNS, "id", required=False, source=source)
+    wanted = {image: "image", lat: "lat", lon: "lon"}
+    if ident is not None and ident not in wanted:
+        wanted[ident] = "id"
+    rename = {c: new for c, new in wanted.items() if c is not None and c != new and new not in names}
+    return ds.rename_columns(rename) if rename else ds
 
 
 def _image_problem(cell: Any, root: Path) -> tuple[str | None, str | None]:
