@@ -132,10 +132,10 @@ def _handler(state: FixedAnswers) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from georeason.datasets.synthetic import make_world
+    from georeason.datasets.synthetic import generate_world
 
     out = tmp_path_factory.mktemp("distill-world") / "world"
-    make_world(
+    generate_world(
         N_IMAGES, 2, image_size=56, seed=3, out_dir=out
     )  # n_test >= 1: datasets cannot reload an empty split
     return out

@@ -428,9 +428,9 @@ def test_select_datasets_folder_and_cli(tmp_path: Path) -> None:
 
     from georeason.cli import app
     from georeason.commands import data_scale  # noqa: F401  (registers `data select`)
-    from georeason.datasets.synthetic import make_world
+    from georeason.datasets.synthetic import generate_world
 
-    make_world(40, 4, image_size=28, seed=2, out_dir=tmp_path / "world")
+    generate_world(40, 4, image_size=28, seed=2, out_dir=tmp_path / "world")
     out = tmp_path / "sel"
     res = CliRunner().invoke(
         app, ["data", "select", str(tmp_path / "world"), "--out", str(out), "--target", "20", "--no-plot"]

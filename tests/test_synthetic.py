@@ -211,7 +211,7 @@ def test_reasoning_names_each_legible_clue_and_its_level(data: syn.SyntheticData
 
 def test_road_pixels_encode_the_tint() -> None:
     """The drawn road colour is (red level, 90, blue level): what the docs say it encodes."""
-    world = syn.build_world()
+    world = syn.SyntheticWorld.from_gazetteer()
     p = world.places[0]
     level = syn.tint_of(world, p.country_code, p.lat, p.lon)
     clues = syn.Clues(place=0, lat=p.lat, lon=p.lon, locatable=True, tint=True, tint_level=level)
@@ -349,8 +349,8 @@ def test_save_world_round_trip(data: syn.SyntheticData, tmp_path) -> None:
     assert len(meta["clues"]["train"]) == N_TRAIN and "reader" in meta["ceilings"]["test"]
 
 
-def test_make_world_returns_a_datasetdict_and_writes_out_dir(tmp_path) -> None:
-    dd = syn.make_world(4, 2, seed=1, image_size=28, out_dir=tmp_path / "mw")
+def test_generate_world_returns_a_datasetdict_and_writes_out_dir(tmp_path) -> None:
+    dd = syn.generate_world(4, 2, seed=1, image_size=28, out_dir=tmp_path / "mw").datasets
     assert set(dd) == {"train", "test"} and dd["train"].num_rows == 4
     assert (tmp_path / "mw" / "world.json").exists() and (tmp_path / "mw" / "dataset_dict.json").exists()
 
