@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from georeason.eval.metrics import DEFAULT_THRESHOLDS_KM
+from georeason.geo.countries import world_outlines
 
 #: The error bands of the world maps (upper bound in km, colour, label): the report's PNG and
 #: ``georeason view``'s interactive map colour the true -> predicted lines alike.
@@ -155,35 +155,6 @@ def plot_error_cdf(
     if title:
         ax.set_title(title, pad=24, fontsize=10)
     return _save(fig, path)
-
-
-@lru_cache(maxsize=4)
-def world_outlines(tolerance_deg: float = 0.15) -> list[np.ndarray]:
-    """Country outlines as (k, 2) arrays of (lon, lat), simplified to ``tolerance_deg``.
-
-    From the Natural Earth 1:10m polygons of :mod:`georeason.geo.countries`,
-    simplified with shapely and cached on disk (reading and simplifying the
-    10m shapes takes seconds; the cached outlines load in milliseconds).
-    """
-    from georeason.geo._cache import cached
-
-    def build() -> list[np.ndarray]:
-        import shapely
-
-        from georeason.geo.countries import natural_earth_admin0
-
-        _, geoms = natural_earth_admin0()
-        rings: list[np.ndarray] = []
-        for g in geoms:
-            s = shapely.simplify(g, tolerance_deg, preserve_topology=True)
-            parts = getattr(s, "geoms", [s])
-            for poly in parts:
-                if poly.is_empty or poly.area < tolerance_deg**2:  # islands smaller than a pixel
-                    continue
-                rings.append(np.asarray(poly.exterior.coords, dtype=np.float32))
-        return rings
-
-    return cached(f"world_outlines_{tolerance_deg:g}", build)
 
 
 def _lon_label(x: float, _pos: Any = None) -> str:

@@ -396,3 +396,28 @@ class CountryIndex:
 def country_index() -> CountryIndex:
     """The compiled country index (built once, then read from the on-disk cache)."""
     return CountryIndex(cached("countries", _compile))
+
+
+@lru_cache(maxsize=4)
+def world_outlines(tolerance_deg: float = 0.15) -> list[np.ndarray]:
+    """Country outlines as (k, 2) arrays of (lon, lat), simplified to ``tolerance_deg``.
+
+    From the Natural Earth 1:10m polygons of :func:`natural_earth_admin0`, for the maps
+    of the evaluation report, the selection and the server; simplified with shapely and
+    cached on disk (reading and simplifying the 10m shapes takes seconds; the cached
+    outlines load in milliseconds).
+    """
+
+    def build() -> list[np.ndarray]:
+        _, geoms = natural_earth_admin0()
+        rings: list[np.ndarray] = []
+        for g in geoms:
+            s = shapely.simplify(g, tolerance_deg, preserve_topology=True)
+            parts = getattr(s, "geoms", [s])
+            for poly in parts:
+                if poly.is_empty or poly.area < tolerance_deg**2:  # islands smaller than a pixel
+                    continue
+                rings.append(np.asarray(poly.exterior.coords, dtype=np.float32))
+        return rings
+
+    return cached(f"world_outlines_{tolerance_deg:g}", build)
