@@ -154,6 +154,29 @@ def _truth_labels(df: pd.DataFrame, tlat: np.ndarray, tlon: np.ndarray) -> tuple
     return frame, "reverse_geocode"
 
 
+def truth_places(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The true place of each record as the report judges it, one row per record: columns
+    ``continent`` (code, e.g. ``EU``), ``country_code`` (ISO alpha-2), ``country``, ``admin1``,
+    ``city`` ("" where unknown). From the benchmark's labels when it has any, else from the
+    reverse-geocoded true coordinates; the continent and code are derived as the per-continent
+    table derives them (``georeason view`` filters by these)."""
+    from georeason.eval.metrics import country_codes, true_continents
+
+    df = pd.DataFrame.from_records([dict(r) for r in records])
+    n = len(df)
+    tlat = _num(df["true_lat"].tolist()) if "true_lat" in df else np.full(n, np.nan)
+    tlon = _num(df["true_lon"].tolist()) if "true_lon" in df else np.full(n, np.nan)
+    labels, _ = _truth_labels(df, tlat, tlon)
+    out = pd.DataFrame({k: labels.get(k, "") for k in _LABEL_KEYS}, index=range(n))
+    codes = country_codes(labels)
+    if codes is not None:
+        out["country_code"] = codes
+    continents = true_continents(labels)
+    if continents is not None:
+        out["continent"] = continents
+    return out.fillna("").astype(str)
+
+
 def _coordinate_labels(plat: np.ndarray, plon: np.ndarray) -> pd.DataFrame:
     """Place of each predicted point (blank where there is no prediction)."""
     from georeason.geo import reverse_geocode_batch
@@ -772,5 +795,6 @@ __all__ = [
     "load_reference",
     "reference_rows",
     "render_markdown",
+    "truth_places",
     "write_report",
 ]
