@@ -474,15 +474,15 @@ def load_table(
     lon_col: str | None = None,
     split: str = "train",
 ) -> LoadedTable:
-    """A CSV / Parquet file (CSV columns as text, as :mod:`georeason.pipelines.label` reads them)
-    or a ``datasets`` folder (``save_to_disk``; a DatasetDict gives ``split``)."""
-    import pyarrow as pa
-
-    from georeason.pipelines.label import (
-        ID_CANDIDATES,
-        LAT_CANDIDATES,
-        LON_CANDIDATES,
+    """A CSV / Parquet file (CSV columns as text; lines with the wrong number of fields or
+    bytes that are not UTF-8 left out and counted) or a ``datasets`` folder (``save_to_disk``;
+    a DatasetDict gives ``split``), read by :mod:`georeason.tables`."""
+    from georeason.tables import (
+        ID_COLUMNS,
+        coordinate_columns,
         detect_column,
+        open_dataset,
+        read_arrow,
         table_format,
     )
 
@@ -490,52 +490,18 @@ def load_table(
     split_name: str | None = None
     malformed: list[str] = []
     if p.is_dir():
-        import datasets
-
-        loaded = datasets.load_from_disk(str(p))
-        if isinstance(loaded, datasets.DatasetDict):
-            if split not in loaded:
-                raise SelectError(f"{p} has no split {split!r}; its splits: {', '.join(loaded)}")
-            data, split_name = loaded[split], split
-        else:
-            data = loaded
+        data, _, split_name = open_dataset(p, split)
         kind = "datasets"
     elif p.is_file():
-        kind = table_format(p)
-        if kind == "csv":
-            import pyarrow.csv as pcsv
-
-            skip = pcsv.ParseOptions(invalid_row_handler=lambda row: "skip")
-            header = pcsv.open_csv(str(p), parse_options=skip)
-            names = header.schema.names
-            header.close()
-
-            def on_invalid(row: Any) -> str:
-                malformed.append(str(row.text)[:200])
-                return "skip"
-
-            data = pcsv.read_csv(
-                str(p),
-                parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
-                convert_options=pcsv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
-                ),
-            )
-            if malformed:
-                logger.warning(
-                    "%s: %d malformed CSV lines left out, e.g. %r", p, len(malformed), malformed[0]
-                )
-        else:
-            import pyarrow.parquet as pq
-
-            data = pq.read_table(str(p))
+        kind = table_format(p, ("csv", "parquet"))
+        data = read_arrow(p, malformed)
+        if malformed:
+            logger.warning("%s: %d malformed CSV lines left out, e.g. %r", p, len(malformed), malformed[0])
     else:
         raise FileNotFoundError(f"no such table or datasets folder: {p}")
     names = list(data.column_names)
-    idc = detect_column(names, id_col, ID_CANDIDATES, "id", required=False)
-    lac = detect_column(names, lat_col, LAT_CANDIDATES, "latitude")
-    loc = detect_column(names, lon_col, LON_CANDIDATES, "longitude")
-    assert lac is not None and loc is not None
+    idc = detect_column(names, id_col, ID_COLUMNS, "id", required=False, source=p)
+    lac, loc = coordinate_columns(names, lat_col, lon_col, source=p)
     return LoadedTable(
         kind=kind,
         data=data,
@@ -591,9 +557,12 @@ def write_selected(table: LoadedTable, rows: NDArray[np.int64], out: str | os.Pa
             shutil.rmtree(out_p)
         os.replace(tmp, out_p)
         return out_p
-    from georeason.pipelines.label import table_format
+    from georeason.tables import TableError, table_format
 
-    fmt = table_format(out_p) if not out_p.is_dir() else "?"
+    try:
+        fmt = table_format(out_p, ("csv", "parquet")) if not out_p.is_dir() else "?"
+    except TableError:
+        fmt = "?"
     if fmt != table.kind:
         raise SelectError(f"write the selection in the input's format ({table.kind}): got {out_p}")
     sel_t = table.data.take(pa.array(idx))
