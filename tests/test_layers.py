@@ -133,7 +133,7 @@ def test_the_scan_sees_the_package() -> None:
     """Guards the scan itself: it finds the modules and the imports known to exist."""
     assert "georeason.geo.sphere" in MODULES and "georeason.match" in MODULES
     assert any(
-        e.importer == "georeason.pipelines.select" and e.imported == "georeason.geo.sphere" for e in EDGES
+        e.importer == "georeason.pipelines.select.core" and e.imported == "georeason.geo.sphere" for e in EDGES
     )
     units = {_unit(m) for m in MODULES} - {None}
     assert units <= set(RANK), f"units missing from LAYERS: {sorted(units - set(RANK))}"
