@@ -44,7 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from georeason.geo import haversine_km
 from georeason.geo.distance import GEOSCORE_SCALE_KM
-from georeason.types import CONTINENT_NAMES
+from georeason.types import CONTINENT_NAMES, PLACE_LEVELS
 
 DEFAULT_THRESHOLDS_KM: tuple[float, ...] = (1.0, 25.0, 200.0, 750.0, 2500.0)
 """IM2GPS thresholds: street, city, region, country, continent."""
@@ -527,11 +527,9 @@ def _labels_to_frame(labels: Mapping[str, ArrayLike] | pd.DataFrame, n: int, nam
         df = pd.DataFrame({k: pd.Series(np.asarray(v, dtype=object)) for k, v in labels.items()})
     if len(df) != n:
         raise ValueError(f"{name} has {len(df)} rows, the coordinates have {n}")
-    unknown = set(df.columns) - {"continent", "country_code", "country", "admin1", "city"}
+    unknown = set(df.columns) - set(PLACE_LEVELS)
     if unknown:
-        raise ValueError(
-            f"{name}: unknown label keys {sorted(unknown)}; use continent, country_code, country, admin1, city"
-        )
+        raise ValueError(f"{name}: unknown label keys {sorted(unknown)}; use {', '.join(PLACE_LEVELS)}")
     return df
 
 
@@ -581,7 +579,7 @@ def true_continents(df: pd.DataFrame) -> NDArray[np.object_] | None:
     return _map_distinct(cc, lambda c: (continent_of(c) or "") if c else "")
 
 
-_LABEL_KEYS = ("continent", "country_code", "country", "admin1", "city")
+_LABEL_KEYS = PLACE_LEVELS
 
 
 def _hierarchy(

@@ -47,6 +47,7 @@ import pandas as pd
 
 from georeason.eval.metrics import DEFAULT_THRESHOLDS_KM, Estimate, LevelAccuracy, compute_metrics
 from georeason.jsonsafe import dumps
+from georeason.types import PLACE_LEVELS
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -54,7 +55,7 @@ CDF_PNG = "error_cdf.png"
 MAP_PNG = "world_map.png"
 CONFIDENCE_PNG = "confidence.png"
 LEVELS = ("continent", "country", "admin1", "city")
-_LABEL_KEYS = ("continent", "country_code", "country", "admin1", "city")
+_LABEL_KEYS = PLACE_LEVELS
 NAMING_PROTOCOLS = frozenset({"geor", "geor_continent", "globe"})
 CITY_RADIUS_KM = 25.0
 """Named-city check against reverse-geocoded truth: a place of that name within this distance."""

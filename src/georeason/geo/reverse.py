@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from georeason.geo.countries import country_index
 from georeason.geo.gazetteer import continent_of, country_name, gazetteer
 from georeason.geo.sphere import unit_vectors
-from georeason.types import Place
+from georeason.types import PLACE_LEVELS, Place
 
 
 @dataclass
@@ -161,9 +161,7 @@ def reverse_geocode_batch(lat: ArrayLike, lon: ArrayLike) -> PlaceTable:
     la, lo, errors = validate(lat, lon)
     n = len(la)
     valid = errors == None  # noqa: E711
-    cols = {
-        k: np.full(n, "", dtype=object) for k in ("continent", "country_code", "country", "admin1", "city")
-    }
+    cols = {k: np.full(n, "", dtype=object) for k in PLACE_LEVELS}
     city_lat, city_lon = np.full(n, np.nan), np.full(n, np.nan)
     on_land = np.zeros(n, dtype=bool)
     idx = np.flatnonzero(valid)

@@ -69,6 +69,7 @@ from georeason.tables import (
     table_format,
     text_rows,
 )
+from georeason.types import PLACE_LEVELS
 
 logger = logging.getLogger("georeason.pipelines")
 
@@ -77,7 +78,7 @@ logger = logging.getLogger("georeason.pipelines")
 LabelError = TableError
 
 #: columns added by :func:`label_table`, in order
-LABEL_COLUMNS: tuple[str, ...] = ("continent", "country_code", "country", "admin1", "city", "on_land")
+LABEL_COLUMNS: tuple[str, ...] = (*PLACE_LEVELS, "on_land")
 
 # ---------------------------------------------------------------------------
 # coordinates

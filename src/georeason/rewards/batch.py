@@ -35,7 +35,7 @@ from georeason.match import (
     country_code_of,
 )
 from georeason.protocols import completion_text, get_protocol
-from georeason.types import Prediction
+from georeason.types import PLACE_LEVELS, Prediction
 
 logger = logging.getLogger("georeason.rewards")
 
@@ -260,7 +260,7 @@ def true_places(
     labelled country agrees with the reverse-geocoded one, so a row never mixes two
     countries. Raises ``KeyError`` when the batch has neither names nor coordinates.
     """
-    cols = {k: column(columns, k, n) for k in ("continent", "country_code", "country", "admin1", "city")}
+    cols = {k: column(columns, k, n) for k in PLACE_LEVELS}
     has_coords = column(columns, "lat", n) is not None and column(columns, "lon", n) is not None
     if all(v is None for v in cols.values()) and not (fill_from_coordinates and has_coords):
         raise KeyError(
