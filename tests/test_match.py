@@ -16,7 +16,8 @@ import pytest
 from georeason.eval.metrics import compute_metrics
 from georeason.eval.runner import make_record
 from georeason.match import LEVELS, Placement, Truth, judge, place_answer, place_names
-from georeason.pipelines.distill import TeacherSpec, _right, teacher_output
+from georeason.pipelines.distill import TeacherSpec, teacher_output
+from georeason.pipelines.distill.filters import _right
 from georeason.protocols import get_protocol
 from georeason.rewards.formulas import GLOBE_ALPHA, globe_accuracy_from_matches
 from georeason.rewards.globe import GlobeAccuracy
