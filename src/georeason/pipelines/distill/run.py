@@ -29,11 +29,7 @@ SUMMARY_FILE = "summary.json"
 DATASET_DIR = "dataset"
 LOCK_FILE = ".distill.lock"
 _OUTPUT_COLUMNS = (
-    "continent",
-    "country_code",
-    "country",
-    "admin1",
-    "city",
+    *PLACE_LEVELS,
     "locatable",
     "locatability",
     "reasoning",
@@ -101,7 +97,6 @@ def run_distill(
     KeyboardInterrupt propagates after the batches already done are on disk.
     """
     from georeason.images import load_image
-    from georeason.infer.base import Request
     from georeason.protocols import get_protocol
 
     t_start = time.perf_counter()
@@ -160,46 +155,21 @@ def run_distill(
                 cells = data.cells(batch)
                 return pool.map(load, list(zip(batch, cells, strict=True)))
 
-            kept, dropped = 0, Counter()
+            kept, dropped = 0, Counter[str]()
             try:
                 with Progress("distill", n_total, done=n_before, enabled=progress, log=log) as bar:
                     # decode ahead while the teachers work
                     for batch, loaded in read_ahead(batched(todo, config.batch_size), fetch):
-                        t0 = time.perf_counter()
-                        reqs, imgs, where = [], [], []
-                        for k, (i, (img, _err)) in enumerate(zip(batch, loaded, strict=True)):
-                            if img is not None:
-                                reqs.append(Request(id=data.ids[i], image=img, messages=messages))
-                                imgs.append(img)
-                                where.append(k)
-                        ask = functools.partial(Teacher.run, requests=reqs, images=imgs, settings=settings)
-                        results = list(tpool.map(ask, teachers)) if reqs else []
-                        lines = []
-                        for k, (i, (_img, err)) in enumerate(zip(batch, loaded, strict=True)):
-                            rec: dict[str, Any] = {
-                                "id": data.ids[i],
-                                "row": i,
-                                "truth": data.truth[i],
-                                "image_error": err,
-                                "teachers": [],
-                            }
-                            if err is None:
-                                pos = where.index(k)
-                                for t, res in zip(teachers, results, strict=True):
-                                    text, error, secs, py, jerr = res[pos]
-                                    rec["teachers"].append(
-                                        teacher_output(t.spec, text, error, secs, py, jerr, data.truth[i])
-                                    )
-                            dec = decide(rec, config.filters)
-                            rec["decision"] = {"kept": dec.kept, "reason": dec.reason, "chosen": dec.chosen}
-                            rec["seconds"] = (time.perf_counter() - t0) / len(batch)
-                            lines.append(rec)
-                            if dec.kept:
-                                kept += 1
-                            else:
-                                dropped[str(dec.reason)] += 1
+                        lines = _distill_batch(
+                            data, batch, loaded, teachers, tpool, messages, settings, config.filters
+                        )
                         run.records.append(lines)
                         n_new += len(lines)
+                        for rec in lines:
+                            if rec["decision"]["kept"]:
+                                kept += 1
+                            else:
+                                dropped[str(rec["decision"]["reason"])] += 1
                         top = ", ".join(f"{k}: {v}" for k, v in dropped.most_common(3))
                         note = f"kept {kept}, dropped {dropped.total()}" + (f" ({top})" if top else "")
                         bar.update(len(lines), failed=sum(map(_failed, lines)), note=note)
@@ -227,6 +197,50 @@ def run_distill(
         if build_dataset:
             write_json(out / SUMMARY_FILE, summary.to_dict())
         return summary
+
+
+def _distill_batch(
+    data: DistillInput,
+    batch: Sequence[int],
+    loaded: Sequence[tuple[Any, str | None]],
+    teachers: Sequence[Teacher],
+    tpool: ThreadPoolExecutor,
+    messages: Any,
+    settings: Mapping[str, Any],
+    filters: FilterConfig,
+) -> list[dict[str, Any]]:
+    """The records of one batch: every teacher is asked about the readable images at once
+    (the teachers in parallel; an unreadable image asks no one), then each image's decision."""
+    from georeason.infer.base import Request
+
+    t0 = time.perf_counter()
+    reqs, imgs, where = [], [], []
+    for k, (i, (img, _err)) in enumerate(zip(batch, loaded, strict=True)):
+        if img is not None:
+            reqs.append(Request(id=data.ids[i], image=img, messages=messages))
+            imgs.append(img)
+            where.append(k)
+    ask = functools.partial(Teacher.run, requests=reqs, images=imgs, settings=settings)
+    results = list(tpool.map(ask, teachers)) if reqs else []
+    lines = []
+    for k, (i, (_img, err)) in enumerate(zip(batch, loaded, strict=True)):
+        rec: dict[str, Any] = {
+            "id": data.ids[i],
+            "row": i,
+            "truth": data.truth[i],
+            "image_error": err,
+            "teachers": [],
+        }
+        if err is None:
+            pos = where.index(k)
+            for t, res in zip(teachers, results, strict=True):
+                text, error, secs, py, jerr = res[pos]
+                rec["teachers"].append(teacher_output(t.spec, text, error, secs, py, jerr, data.truth[i]))
+        dec = decide(rec, filters)
+        rec["decision"] = {"kept": dec.kept, "reason": dec.reason, "chosen": dec.chosen}
+        rec["seconds"] = (time.perf_counter() - t0) / len(batch)
+        lines.append(rec)
+    return lines
 
 
 def _failed(rec: Mapping[str, Any]) -> bool:
