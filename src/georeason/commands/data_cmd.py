@@ -12,6 +12,7 @@ sub-app::
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,37 +29,26 @@ data_app = typer.Typer(
 app.add_typer(data_app, name="data")
 
 
-def _progress_factory(enabled: bool) -> Any:
-    """Rich progress bars (bytes, speed, ETA) on a terminal; nothing otherwise."""
-    if not enabled:
-        return None, None
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+def _progress_factory(enabled: bool) -> tuple[Callable[[], None], Any]:
+    """``(close, factory)``: a download bar per file (bytes, speed, ETA) on a terminal; nothing otherwise.
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-    )
+    The files come one after the other, so each new bar stops the one before.
+    """
+    from georeason.runs import Progress
 
-    def factory(name: str, size: int | None) -> Any:
-        task = progress.add_task(name, total=size)
+    bars: list[Progress] = []
 
-        def update(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
+    def close() -> None:
+        if bars:
+            bars[-1].close()
 
-        return update
+    def factory(name: str, size: int | None) -> Callable[[int, int | None], None]:
+        close()
+        bar = Progress(name, size, unit="bytes", enabled=True)
+        bars.append(bar)
+        return lambda done, total: bar.update(position=done, total=total)
 
-    return progress, factory
+    return close, factory if enabled else None
 
 
 @data_app.command("fetch")
@@ -132,40 +122,29 @@ def fetch_cmd(
             f"unknown source {name!r}; known: {', '.join(sorted(reg))}", param_hint="NAME"
         )
 
-    progress, factory = _progress_factory(sys.stderr.isatty() and not as_json)
+    close_bars, factory = _progress_factory(sys.stderr.isatty() and not as_json)
 
     def log(msg: str) -> None:
         style = "UNVERIFIED" in msg or msg.startswith("MANUAL")
         typer.secho(msg, err=True, fg="yellow" if style else None, bold=style)
 
     try:
-        if progress is not None:
-            with progress:
-                result = fetch(
-                    name,
-                    to,
-                    registry=reg,
-                    base_url=base_url,
-                    force=force,
-                    retries=retries,
-                    timeout=timeout,
-                    progress_factory=factory,
-                    log=log,
-                )
-        else:
-            result = fetch(
-                name,
-                to,
-                registry=reg,
-                base_url=base_url,
-                force=force,
-                retries=retries,
-                timeout=timeout,
-                log=log,
-            )
+        result = fetch(
+            name,
+            to,
+            registry=reg,
+            base_url=base_url,
+            force=force,
+            retries=retries,
+            timeout=timeout,
+            progress_factory=factory,
+            log=log,
+        )
     except FetchError as e:
         typer.secho(f"error: {e}", err=True, fg="red")
         raise typer.Exit(1) from e
+    finally:
+        close_bars()
 
     summary: dict[str, Any] = {
         "source": result.source,
