@@ -121,64 +121,92 @@ Log = Callable[[str], None]
 class DemoConfig:
     """Every knob of the demo; the defaults are the README's run."""
 
-    out: Path = Path("runs/demo")
-    seed: int = 0
+    out: Path = field(
+        default=Path("runs/demo"),
+        metadata={"help": "Output folder (report.md, PNGs, models).", "aliases": ["-o"]},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the world's split, photos, weights, training."})
     # --- the world (georeason.datasets.synthetic.generate_world)
-    n_train: int = 2000
-    n_test: int = 400
+    n_train: int = field(default=2000, metadata={"help": "Training images (at least 16)."})
+    n_test: int = field(default=400, metadata={"help": "Held-out-city test images (at least 8)."})
     # 112 px = 16 visual tokens. At 56 px (4 tokens) the model misread banners (France
     # named for 71 of 400 photos, 33 French) and GRPO sharpened those confusions.
-    image_size: int = 112
-    n_countries: int = 12
-    admin1_per_country: int = 2
-    cities_per_admin1: int = 5
+    image_size: int = field(default=112, metadata={"help": "Side of the square photos, px."})
+    n_countries: int = field(default=12, metadata={"help": "Countries of the world."})
+    admin1_per_country: int = field(default=2, metadata={"help": "Regions (admin1) per country."})
+    cities_per_admin1: int = field(default=5, metadata={"help": "Cities per region."})
     # Photos spread 15 km around their city (default 5): the road tint, and so the gold
     # coordinates, vary continuously within a city, which teaches the continuous clue.
-    jitter_km: float = 15.0
+    jitter_km: float = field(default=15.0, metadata={"help": "Spread of the photos around their city, km."})
     # Landmarks drawn in 30% of photos (default 85%): in most photos only the road tint
     # tells the cities of a region apart, as it must for a held-out city.
-    landmark_rate: float = 0.3
+    landmark_rate: float = field(default=0.3, metadata={"help": "Share of photos that show a landmark."})
     # --- the model (georeason.models.build_tiny_vlm)
-    hidden_size: int = 128
-    num_hidden_layers: int = 2
-    vocab_size: int = 1024
+    hidden_size: int = field(default=128, metadata={"help": "Text hidden size of the tiny VLM."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Text decoder layers of the tiny VLM."})
+    vocab_size: int = field(default=1024, metadata={"help": "BPE vocabulary size of the tiny VLM."})
     # --- SFT warm start
-    sft_steps: int = 500
-    sft_batch_size: int = 16
-    sft_lr: float = 3e-3
+    sft_steps: int = field(default=500, metadata={"help": "SFT optimizer steps."})
+    sft_batch_size: int = field(default=16, metadata={"help": "SFT images per step."})
+    sft_lr: float = field(default=3e-3, metadata={"help": "SFT learning rate."})
     # --- GRPO
     # Geo-R's hard RL data: k training cities per region kept out of SFT, for GRPO only
     # (0: both stages on every training photo).
-    rl_cities_per_admin1: int = 1
+    rl_cities_per_admin1: int = field(
+        default=1, metadata={"help": "Training cities per region kept out of SFT, for GRPO only (0: none)."}
+    )
     # GRPO's photos: "spread" = GPS-only photos anywhere within rl_spread_km of the training
     # cities (synthetic.draw_spread_photos: the land between cities, where held-out cities
     # lie); "cities" = the training photos of the cities kept out of SFT.
-    rl_pool: str = "cities"
-    rl_spread_km: float = 75.0
-    n_rl: int = 400
-    grpo_steps: int = 100
-    num_generations: int = 8
-    grpo_images_per_step: int = 4
-    grpo_lr: float = 1e-4
+    rl_pool: str = field(
+        default="cities",
+        metadata={
+            "help": "GRPO's photos: cities (those of the cities kept out of SFT) or spread (GPS-only photos "
+            "within rl_spread_km of the training cities)."
+        },
+    )
+    rl_spread_km: float = field(
+        default=75.0, metadata={"help": "With rl_pool spread: how far from a city, km."}
+    )
+    n_rl: int = field(default=400, metadata={"help": "With rl_pool spread: GRPO photos drawn."})
+    grpo_steps: int = field(default=100, metadata={"help": "GRPO optimizer steps."})
+    num_generations: int = field(default=8, metadata={"help": "GRPO group size (answers per image)."})
+    grpo_images_per_step: int = field(default=4, metadata={"help": "GRPO images per step."})
+    grpo_lr: float = field(default=1e-4, metadata={"help": "GRPO learning rate."})
     # KL to the SFT model (DeepSeekMath's 0.04): the reward scores only the coordinates,
     # so without it the clue words drift and the greedy reading gets worse.
-    beta: float = 0.04
-    temperature: float = 1.0
-    scale_rewards: str = "none"  # Dr. GRPO: advantages r - mean(group), not divided by the std
-    top_entropy_quantile: float = 1.0
+    beta: float = field(default=0.04, metadata={"help": "GRPO's KL coefficient to the SFT model."})
+    temperature: float = field(default=1.0, metadata={"help": "GRPO's sampling temperature."})
+    scale_rewards: str = field(  # Dr. GRPO: advantages r - mean(group), not divided by the std
+        default="none", metadata={"help": "TRL's scale_rewards: none, group or batch."}
+    )
+    top_entropy_quantile: float = field(
+        default=1.0,
+        metadata={"help": "TRL's top_entropy_quantile: train on the highest-entropy tokens only."},
+    )
     # GRPO trains the language model only (VLM-R1's --freeze_vision_modules): the reward
     # scores coordinates, and updating the vision tower from it blurs the clue reading.
-    grpo_freeze_vision: bool = False
-    max_completion_length: int = 100  # gold answers: ~65 tokens, the longest ~85
+    grpo_freeze_vision: bool = field(default=False, metadata={"help": "Freeze the vision tower during GRPO."})
+    max_completion_length: int = field(  # gold answers: ~65 tokens, the longest ~85
+        default=100, metadata={"help": "GRPO's longest completion, in tokens (at least 16)."}
+    )
     # --- evaluation
-    eval_batch_size: int = 50
-    max_new_tokens: int = 100
-    eval_seen: int = 200  # also evaluate on this many training photos (0: skip)
-    # > 1: also answer each test photo with this many samples at T = 0.7, reduced by their
-    # medoid (self-consistency, georeason.consensus): one more row per model; costs ~K x the
-    # greedy evaluation (the self-consistency page under docs/experiments/)
-    samples: int = 0
-    progress: bool = True
+    eval_batch_size: int = field(default=50, metadata={"help": "Images per evaluation batch."})
+    max_new_tokens: int = field(
+        default=100, metadata={"help": "Longest evaluation answer, in tokens (at least 16)."}
+    )
+    eval_seen: int = field(
+        default=200, metadata={"help": "Also evaluate on this many training photos (0: skip)."}
+    )
+    # costs ~K x the greedy evaluation (the self-consistency page under docs/experiments/)
+    samples: int = field(
+        default=0,
+        metadata={
+            "help": "Also answer each test photo with K >= 2 sampled chains (T 0.7) and their medoid "
+            "(self-consistency): one more row per model; costs about K times the greedy evaluation (0: off)."
+        },
+    )
+    progress: bool = field(default=True, metadata={"help": "Progress bars."})
 
     @property
     def n_places(self) -> int:
@@ -205,6 +233,12 @@ class DemoConfig:
             )
         if self.max_completion_length < 16 or self.max_new_tokens < 16:
             raise ValueError("max_completion_length and max_new_tokens must be >= 16")
+        if self.n_train < 16:
+            raise ValueError(f"n_train must be >= 16, got {self.n_train}")
+        if self.n_test < 8:
+            raise ValueError(f"n_test must be >= 8, got {self.n_test}")
+        if self.samples == 1 or self.samples < 0:
+            raise ValueError(f"samples must be 0 (off) or >= 2, got {self.samples}")
 
 
 def quick_config(out: Path = Path("runs/demo"), seed: int = 0) -> DemoConfig:

@@ -1,14 +1,5 @@
-"""CLI subcommands; each module registers its commands on `georeason.cli.app`."""
-
-from georeason.commands import (  # noqa: F401  (imported for their registration side effect)
-    data_cmd,
-    data_scale,
-    demo,
-    eval_cmd,
-    geo_cmd,
-    locate,
-    score,
-    serve_cmd,
-    synth,
-    train,
-)
+"""The CLI's commands: one module per command (or per group of commands), each holding them
+on a ``typer.Typer`` of its own (``module.app``); :mod:`georeason.cli` adds them to the
+``georeason`` app. What the commands share is :mod:`georeason.commands.common`; a
+pipeline command's options come from its config dataclass
+(:mod:`georeason.commands.options`)."""

@@ -1,12 +1,7 @@
-"""`georeason data ...`: benchmark downloads and checks.
+"""`georeason data fetch | check`: benchmark downloads and checks.
 
-Other dataset commands (labelling, selection, distillation) register on the same
-sub-app::
-
-    from georeason.commands.data_cmd import data_app
-
-    @data_app.command("label")
-    def label(...): ...
+The other `data` commands (label, select, rollouts, distill) are in
+:mod:`georeason.commands.data_scale`; :mod:`georeason.cli` puts both in the `data` group.
 """
 
 from __future__ import annotations
@@ -18,15 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app, to_json
+from georeason.commands.common import to_json
+from georeason.commands.options import key_values
 
-data_app = typer.Typer(
-    name="data",
-    help="Datasets: download (fetch) and check (check) benchmarks; build training sets from MP-16: "
-    "label, select, rollouts, distill.",
-    no_args_is_help=True,
-)
-app.add_typer(data_app, name="data")
+app = typer.Typer()  # its commands; georeason.cli adds them to the `data` group
 
 
 def _progress_factory(enabled: bool) -> tuple[Callable[[], None], Any]:
@@ -51,7 +41,7 @@ def _progress_factory(enabled: bool) -> tuple[Callable[[], None], Any]:
     return close, factory if enabled else None
 
 
-@data_app.command("fetch")
+@app.command("fetch")
 def fetch_cmd(
     name: Annotated[str | None, typer.Argument(help="Source to download (see --list).")] = None,
     to: Annotated[Path | None, typer.Option("--to", "--out", "-o", help="Target folder (created).")] = None,
@@ -222,7 +212,7 @@ def _verify_lock(data: Path) -> list[dict[str, Any]]:
     return rows
 
 
-@data_app.command("check")
+@app.command("check")
 def check_cmd(
     benchmark: Annotated[
         str, typer.Option("--benchmark", "-b", help="im2gps3k, yfcc4k, mp16-reason, hf, csv, exif.")
@@ -247,10 +237,9 @@ def check_cmd(
     """
     import warnings
 
-    from georeason.commands.eval_cmd import parse_options
     from georeason.datasets.benchmarks import load_benchmark
 
-    opts = parse_options(benchmark_option or [], "--benchmark-option")
+    opts = key_values(benchmark_option, "--benchmark-option")
     locked = _verify_lock(data)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -283,4 +272,4 @@ def check_cmd(
         )
 
 
-__all__ = ["data_app"]
+__all__ = ["app"]

@@ -7,19 +7,26 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import to_json
-from georeason.commands.data_cmd import data_app
+from georeason.commands.common import to_json
+from georeason.commands.options import ConfigOptions
+
+app = typer.Typer()  # its commands; georeason.cli adds them to the `data` group
+
+#: data select's settings (SelectConfig) and data distill's (DistillConfig, its filters
+#: included): flags, --config FILE and --set KEY=VALUE.
+SELECT: ConfigOptions[Any] = ConfigOptions("georeason.pipelines.select:SelectConfig", panel="Selection")
+DISTILL: ConfigOptions[Any] = ConfigOptions("georeason.pipelines.distill:DistillConfig", panel="Distillation")
 
 
 def _log(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-@data_app.command("label")
+@app.command("label")
 def label_cmd(
     src: Annotated[
         Path, typer.Argument(help="MP-16-style table: .csv, .csv.gz or .parquet (IMG_ID, LAT, LON, ...).")
@@ -85,93 +92,36 @@ def label_cmd(
         raise typer.Exit(3)  # the output lacks input lines: a pipeline must not take it for complete
 
 
-@data_app.command("select")
+@app.command("select", cls=SELECT.command_class)
 def select_cmd(
+    ctx: typer.Context,
     src: Annotated[
         Path, typer.Argument(help="Table (.csv / .parquet, e.g. from `data label`) or datasets folder.")
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Selected table / datasets folder (input's format).")
     ],
-    correctness: Annotated[
-        Path | None,
-        typer.Option(
-            "--correctness", help="Base-model eval run (predictions.jsonl or its folder): Geo-R hard set."
-        ),
-    ] = None,
-    threshold_km: Annotated[float, typer.Option("--threshold-km", help="Correct = error <= this.")] = 25.0,
-    hotspots: Annotated[
-        int, typer.Option("--hotspots", min=0, help="Correct samples used as hotspots.")
-    ] = 100_000,
-    radius_km: Annotated[
-        float, typer.Option("--radius-km", help="Drop rows within this of a hotspot.")
-    ] = 200.0,
-    rollouts: Annotated[
-        Path | None,
-        typer.Option(
-            "--rollouts", help='GRPO rollout log (JSONL {"id", "rewards": [...], "step"}): difficulty.'
-        ),
-    ] = None,
-    std_eps: Annotated[float, typer.Option("--std-eps", help="Flat group: reward std <= this.")] = 1e-6,
-    difficulty_mode: Annotated[
-        str,
-        typer.Option("--difficulty-mode", help="last: judge each id's latest group; all: every group flat."),
-    ] = "last",
-    max_per_country: Annotated[int | None, typer.Option("--max-per-country", min=0)] = None,
-    max_per_admin1: Annotated[int | None, typer.Option("--max-per-admin1", min=0)] = None,
-    max_per_cell: Annotated[int | None, typer.Option("--max-per-cell", min=0)] = None,
-    cell_km: Annotated[
-        float, typer.Option("--cell-km", help="Equal-area geocell side at the equator, km.")
-    ] = 100.0,
-    target: Annotated[
-        int | None, typer.Option("--target", min=0, help="Rows to keep, favouring under-represented regions.")
-    ] = None,
-    balance_by: Annotated[
-        str,
-        typer.Option(
-            "--balance-by",
-            help="Levels of the balanced fill, coarse to fine (continent, country_code, admin1, cell).",
-        ),
-    ] = "country_code,cell",
-    seed: Annotated[int, typer.Option("--seed")] = 0,
     split: Annotated[str, typer.Option("--split", help="Split of a DatasetDict input.")] = "train",
-    id_col: Annotated[str | None, typer.Option("--id-col")] = None,
-    lat_col: Annotated[str | None, typer.Option("--lat-col")] = None,
-    lon_col: Annotated[str | None, typer.Option("--lon-col")] = None,
-    label_prefix: Annotated[
-        str, typer.Option("--label-prefix", help="Prefix of the label columns (`data label --prefix`).")
-    ] = "",
+    id_col: Annotated[str | None, typer.Option("--id-col", help="Id column (default: auto).")] = None,
+    lat_col: Annotated[str | None, typer.Option("--lat-col", help="Latitude column (default: auto).")] = None,
+    lon_col: Annotated[
+        str | None, typer.Option("--lon-col", help="Longitude column (default: auto).")
+    ] = None,
     plot: Annotated[bool, typer.Option("--plot/--no-plot", help="Draw the map.")] = True,
 ) -> None:
     """Select a training set: difficulty (flat GRPO groups), Geo-R hard set, caps, balanced fill.
 
     Writes OUT and OUT.report.md / OUT.report.json / OUT.map.png.
     """
-    from georeason.pipelines.label import LabelError
-    from georeason.pipelines.select import SelectConfig, SelectError, report_paths, run_select
+    from georeason.pipelines.select import SelectError, report_paths, run_select
+    from georeason.tables import TableError
 
+    cfg = SELECT.resolve(ctx)
     try:
-        cfg = SelectConfig(
-            correctness=str(correctness) if correctness else None,
-            threshold_km=threshold_km,
-            n_hotspots=hotspots,
-            radius_km=radius_km,
-            rollouts=str(rollouts) if rollouts else None,
-            std_eps=std_eps,
-            difficulty_mode=difficulty_mode,
-            max_per_country=max_per_country,
-            max_per_admin1=max_per_admin1,
-            max_per_cell=max_per_cell,
-            cell_km=cell_km,
-            target=target,
-            balance_by=tuple(k.strip() for k in balance_by.split(",") if k.strip()),
-            seed=seed,
-            label_prefix=label_prefix,
-        )
         res = run_select(
             src, out, cfg, id_col=id_col, lat_col=lat_col, lon_col=lon_col, split=split, plot=plot, log=_log
         )
-    except (SelectError, LabelError, FileNotFoundError) as e:
+    except (SelectError, TableError, FileNotFoundError) as e:
         typer.secho(f"error: {e}", err=True, fg="red")
         raise typer.Exit(2) from e
     r = res.report
@@ -193,7 +143,7 @@ def select_cmd(
     typer.echo(f"report: {paths['md']} / {paths['json']}" + (f" / {paths['map']}" if plot else ""))
 
 
-@data_app.command("rollouts")
+@app.command("rollouts")
 def rollouts_cmd(
     src: Annotated[
         Path, typer.Argument(help="TRL's completions folder (output_dir/completions) or a parquet file.")
@@ -221,8 +171,9 @@ def rollouts_cmd(
     typer.echo(f"{n:,} reward groups -> {out}")
 
 
-@data_app.command("distill")
+@app.command("distill", cls=DISTILL.command_class)
 def distill_cmd(
+    ctx: typer.Context,
     src: Annotated[
         Path,
         typer.Argument(help="Images to distil: datasets folder, or .csv/.parquet/.jsonl with image paths."),
@@ -231,55 +182,21 @@ def distill_cmd(
         Path,
         typer.Option("--out", "-o", help="Run folder (records.jsonl, run.json, dataset/, summary.json)."),
     ],
-    teacher: Annotated[
-        list[str],
-        typer.Option(
-            "--teacher",
-            "-t",
-            help="[NAME=]hf:PATH or [NAME=]openai:URL[:MODEL], e.g. openai:http://127.0.0.1:8001/v1:qwen2.5-vl; repeatable.",
-        ),
-    ],
-    min_agree: Annotated[
-        int | None,
-        typer.Option("--min-agree", min=1, help="Teachers that must agree (and be right); default all."),
-    ] = None,
-    agree_on: Annotated[str, typer.Option("--agree-on", help="country | city.")] = "country",
-    truth_level: Annotated[
-        str,
-        typer.Option(
-            "--truth-level", help="Agreeing answers must match the truth at: country | city | none."
-        ),
-    ] = "city",
-    max_km: Annotated[
-        float, typer.Option("--max-km", help="A named city within this of the truth counts as right.")
-    ] = 25.0,
-    min_locatability: Annotated[
-        float | None, typer.Option("--min-locatability", help="Drop images whose mean P(yes) is below this.")
-    ] = None,
     split: Annotated[str, typer.Option("--split", help="Split of a DatasetDict input.")] = "train",
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Distil the first N images only.")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per teacher call.")] = 8,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1)] = 512,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0)] = 0.0,
-    top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
-    seed: Annotated[int | None, typer.Option("--seed")] = 0,
-    max_pixels: Annotated[int | None, typer.Option("--max-pixels", min=784)] = None,
-    device: Annotated[str, typer.Option("--device", help="hf teachers: auto, cpu, cuda, cuda:1.")] = "auto",
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="openai teachers: requests in flight.")
-    ] = 8,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="openai teachers: seconds per request.")
-    ] = 120.0,
     image_root: Annotated[
         Path | None, typer.Option("--image-root", help="Folder of relative image paths.")
     ] = None,
-    id_col: Annotated[str | None, typer.Option("--id-col")] = None,
-    image_col: Annotated[str | None, typer.Option("--image-col")] = None,
-    lat_col: Annotated[str | None, typer.Option("--lat-col")] = None,
-    lon_col: Annotated[str | None, typer.Option("--lon-col")] = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", help="Id column (default: auto).")] = None,
+    image_col: Annotated[
+        str | None, typer.Option("--image-col", help="Image column (default: auto).")
+    ] = None,
+    lat_col: Annotated[str | None, typer.Option("--lat-col", help="Latitude column (default: auto).")] = None,
+    lon_col: Annotated[
+        str | None, typer.Option("--lon-col", help="Longitude column (default: auto).")
+    ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Redo images where a teacher failed.")
     ] = False,
@@ -291,28 +208,10 @@ def distill_cmd(
     Resumable: rerun the same command after any interruption; filters (--min-agree, --agree-on,
     --truth-level, --max-km, --min-locatability) may change on a rerun without asking the teachers again.
     """
-    from georeason.pipelines.distill import DistillConfig, DistillError, FilterConfig, run_distill
+    from georeason.pipelines.distill import DistillError, run_distill
 
+    cfg = DISTILL.resolve(ctx)
     try:
-        cfg = DistillConfig(
-            teachers=list(teacher),
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            seed=seed,
-            max_pixels=max_pixels,
-            device=device,
-            concurrency=concurrency,
-            timeout=timeout,
-            filters=FilterConfig(
-                min_agree=min_agree,
-                agree_on=agree_on,
-                truth_level=truth_level,
-                max_km=max_km,
-                min_locatability=min_locatability,
-            ),
-        )
         s = run_distill(
             src,
             out,

@@ -7,7 +7,9 @@ from typing import Any
 
 import typer
 
-from georeason.cli import app, to_json
+from georeason.commands.common import to_json
+
+app = typer.Typer()  # its commands; georeason.cli adds them to the CLI
 
 #: A named city farther than this from the point is flagged on stderr.
 FAR_CITY_KM = 250.0

@@ -17,7 +17,9 @@ from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app, require_backend, to_json
+from georeason.commands.common import require_backend, to_json
+
+app = typer.Typer()  # its commands; georeason.cli adds them to the CLI
 
 
 def _place_line(place: dict[str, Any] | None) -> str:

@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app, to_json
+from georeason.commands.common import to_json
 from georeason.eval.score import ScoreError, default_out, example_path, score_file
+
+app = typer.Typer()  # its commands; georeason.cli adds them to the CLI
 
 EXAMPLE_OUT = "example.scores.json"
 _SOURCE = {"labels": "from the file's true labels", "reverse_geocode": "reverse-geocoded truth"}

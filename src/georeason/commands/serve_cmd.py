@@ -10,7 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from georeason.cli import app, require, require_backend
+from georeason.commands.common import require, require_backend
+
+app = typer.Typer()  # its commands; georeason.cli adds them to the CLI
 
 
 @app.command("serve")

@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
-from georeason.cli import app, to_json
+from georeason.commands.common import to_json
+
+app = typer.Typer()  # its commands; georeason.cli adds them to the CLI
 
 
 @app.command("synth")

@@ -13,15 +13,14 @@ from typing import Any
 
 import typer
 
-from georeason.cli import app
+from georeason.commands.common import require
 
-train_app = typer.Typer(
+app = typer.Typer(
     name="train",
     help="Train on TRL: sft (warm start), then grpo (geolocation rewards), from YAML recipes under recipes/; "
     "tiny-model builds the offline test model.",
     no_args_is_help=True,
 )
-app.add_typer(train_app, name="train")
 
 #: What training imports; checked first, so a core-only install hears which extra to add.
 TRAIN_MODULES = ("torch", "torchvision", "transformers", "trl", "peft", "accelerate", "datasets", "PIL")
@@ -33,7 +32,10 @@ _CONFIG_OPT = typer.Option(
     help="YAML recipe, e.g. recipes/tiny/geor_sft.yaml or recipes/tiny/geor_grpo.yaml (all: `recipes/*/*.yaml`).",
 )
 _SET_OPT = typer.Option(
-    None, "--set", "-s", help="Override a recipe key: --set learning_rate=1e-6 (repeatable; values are YAML)."
+    None,
+    "--set",
+    "-s",
+    help="Override a recipe key: --set learning_rate=1e-6 (repeatable; values are YAML; dotted keys reach into dicts: reward_options.globe_accuracy.alpha=0.8).",
 )
 _DRY_OPT = typer.Option(False, "--dry-run", help="Print the resolved config and exit without training.")
 _FIELDS_OPT = typer.Option(False, "--help-config", help="List the config keys a recipe may set, and exit.")
@@ -62,8 +64,6 @@ def _run(
     help_config: bool,
     show_all: bool,
 ) -> None:
-    from georeason.cli import require
-
     require(*TRAIN_MODULES, extra="train")  # before transformers says it less plainly
     from georeason.train import GeoGRPOConfig, GeoSFTConfig, RecipeError, load_config
 
@@ -111,7 +111,7 @@ def _run(
         typer.echo(f"{result.skipped} rows skipped (see {result.output_dir}/skipped_samples.jsonl)")
 
 
-@train_app.command("sft")
+@app.command("sft")
 def sft(
     config: Path | None = _CONFIG_OPT,
     set_: list[str] | None = _SET_OPT,
@@ -130,7 +130,7 @@ def sft(
     _run("sft", config, set_, dry_run, help_config, show_all)
 
 
-@train_app.command("grpo")
+@app.command("grpo")
 def grpo(
     config: Path | None = _CONFIG_OPT,
     set_: list[str] | None = _SET_OPT,
@@ -156,7 +156,7 @@ _WORLD_OPT = typer.Option(
 )
 
 
-@train_app.command("tiny-model")
+@app.command("tiny-model")
 def tiny_model(
     out: Path = _OUT_OPT,
     hidden_size: int = typer.Option(128, help="Text hidden size."),
@@ -167,8 +167,6 @@ def tiny_model(
     world: Path | None = _WORLD_OPT,
 ) -> None:
     """Build the tiny offline Qwen2.5-VL (random weights, local tokenizer) for CPU runs and tests."""
-    from georeason.cli import require
-
     require(*TRAIN_MODULES, extra="train")
     from georeason.models import build_tiny_vlm
 

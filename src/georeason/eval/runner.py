@@ -86,23 +86,65 @@ class BackendFailure(RuntimeError):
 class EvalConfig:
     """What is evaluated and how. The fields of :meth:`identity` must match to resume a run."""
 
-    benchmark: str
-    data: str
-    model: str
-    backend: str = "hf"
-    protocol: str = "geor"
-    limit: int | None = None
-    batch_size: int = 8
-    max_new_tokens: int = 512
-    max_pixels: int | None = None
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = 0
-    geocode_names: str = "auto"
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    benchmark_options: dict[str, Any] = field(default_factory=dict)
-    samples: int = 1
-    aggregate: str = "medoid"
+    benchmark: str = field(
+        metadata={
+            "help": "im2gps3k, yfcc4k, mp16-reason, hf, csv, exif, or synthetic (the world of `georeason demo` "
+            "or `georeason synth`: --data runs/demo/world).",
+            "aliases": ["-b"],
+        }
+    )
+    data: str = field(metadata={"help": "The benchmark's folder (or table file for csv)."})
+    model: str = field(
+        metadata={"help": "Model folder / hub id (hf) or served name (openai).", "aliases": ["-m"]}
+    )
+    backend: str = field(default="hf", metadata={"help": "hf | openai | vllm."})
+    protocol: str = field(
+        default="geor", metadata={"help": "geor, geor_continent, globe, plain or cot.", "aliases": ["-p"]}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Evaluate the first N images only."})
+    batch_size: int = field(
+        default=8,
+        metadata={"help": "Images per backend call (openai: at least its concurrency, 8 by default)."},
+    )
+    max_new_tokens: int = field(default=512, metadata={"help": "Longest answer, in tokens."})
+    max_pixels: int | None = field(
+        default=None, metadata={"help": "Resize images to at most this many pixels (aspect kept)."}
+    )
+    temperature: float = field(
+        default=0.0, metadata={"help": "0 = greedy; --samples K > 1 needs > 0 (e.g. 0.7)."}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling: keep the top-p probability mass."})
+    seed: int | None = field(default=0, metadata={"help": "Sampling seed."})
+    geocode_names: str = field(
+        default="auto",
+        metadata={
+            "help": "Place answers without coordinates by their named city/country: auto (globe protocol "
+            "only), always, never."
+        },
+    )
+    backend_options: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Backend options, e.g. base_url=http://127.0.0.1:8000/v1, concurrency=8, device=cpu."
+        },
+    )
+    benchmark_options: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "Loader options, e.g. lat_col=latitude, split=test."}
+    )
+    samples: int = field(
+        default=1,
+        metadata={
+            "help": "Self-consistency: sample K answers per image (one batched call) and keep the one "
+            "--aggregate chooses; the report adds confidence plots."
+        },
+    )
+    aggregate: str = field(
+        default="medoid",
+        metadata={
+            "help": "How K samples become one answer: medoid (least summed distance to the others), "
+            "geomedian (spherical geometric median), vote (majority country, then admin1, then city)."
+        },
+    )
 
     def __post_init__(self) -> None:
         from georeason.protocols import get_protocol
