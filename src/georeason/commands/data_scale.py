@@ -209,6 +209,7 @@ def distill_cmd(
     --truth-level, --max-km, --min-locatability) may change on a rerun without asking the teachers again.
     """
     from georeason.pipelines.distill import DistillError, run_distill
+    from georeason.runs import RunLockedError
 
     cfg = DISTILL.resolve(ctx)
     try:
@@ -227,7 +228,7 @@ def distill_cmd(
             overwrite=overwrite,
             log=_log,
         )
-    except (DistillError, FileNotFoundError, ValueError) as e:
+    except (DistillError, RunLockedError, FileNotFoundError, ValueError) as e:
         typer.secho(f"error: {e}", err=True, fg="red")
         raise typer.Exit(2) from e
     if as_json:
