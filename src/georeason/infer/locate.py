@@ -49,6 +49,12 @@ class LocateResult:
     # country_agreement, radius_km; and every sampled completion.
     consensus: dict[str, Any] | None = None
     samples: list[str] = field(default_factory=list)
+    # For a reader (the locate page): spans of ``reasoning`` naming clues and places
+    # (georeason.protocols.clues), and per level (continent, country, admin1, city) what the
+    # answer said, what the gazetteer place is, and whether they agree (georeason.match.judge;
+    # None where the answer names no such level or there is no place).
+    highlights: list[dict[str, Any]] = field(default_factory=list)
+    levels: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -131,6 +137,38 @@ def resolve_place(pred: Any) -> tuple[float | None, float | None, str | None, An
     return None, None, None, None, warnings
 
 
+def _levels(pred: Any, place: Any) -> dict[str, dict[str, Any]]:
+    """Per level: the answer's words, the gazetteer place's, and whether they agree."""
+    from georeason.match import LEVELS, Truth, judge
+    from georeason.types import CONTINENT_NAMES
+
+    said = {
+        "continent": CONTINENT_NAMES.get(pred.continent or "", pred.continent),
+        "country": pred.country or pred.country_code,
+        "admin1": pred.admin1,
+        "city": pred.city,
+    }
+    verdicts: dict[str, bool | None] = {}
+    found: dict[str, str | None] = dict.fromkeys(LEVELS)
+    if place is not None:
+        truth = Truth(place.continent, place.country_code, place.country, place.admin1, place.city)
+        verdicts = judge(pred, truth)
+        found = {
+            "continent": place.continent_name,
+            "country": place.country,
+            "admin1": place.admin1,
+            "city": place.city,
+        }
+    return {
+        level: {
+            "said": said[level],
+            "found": found[level] or None,
+            "agree": verdicts.get(level) if said[level] else None,
+        }
+        for level in LEVELS
+    }
+
+
 def finish(result: LocateResult, response: Response, *, aggregate: str = "medoid") -> LocateResult:
     """Parse the completion, resolve the place and score against the EXIF fix.
 
@@ -141,6 +179,7 @@ def finish(result: LocateResult, response: Response, *, aggregate: str = "medoid
     from georeason.consensus import aggregate as reduce_samples
     from georeason.geo import haversine_km, reverse_geocode
     from georeason.protocols import get_protocol
+    from georeason.protocols.clues import clue_spans
 
     result.seconds = response.seconds
     if response.text is None:
@@ -171,7 +210,9 @@ def finish(result: LocateResult, response: Response, *, aggregate: str = "medoid
         place = reverse_geocode(lat, lon)
     result.warnings.extend(warnings)
     result.lat, result.lon, result.coordinates_from = lat, lon, how
-    result.place = place.to_dict() if place is not None else None
+    result.place = {**place.to_dict(), "continent_name": place.continent_name} if place is not None else None
+    result.highlights = clue_spans(pred.reasoning, pred)
+    result.levels = _levels(pred, place)
     if result.exif_gps is not None and lat is not None and lon is not None:
         result.error_km = float(haversine_km(lat, lon, result.exif_gps[0], result.exif_gps[1]))
     return result

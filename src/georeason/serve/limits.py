@@ -1,4 +1,8 @@
-"""What the served model can take: its context, its image budget, a request's prompt tokens.
+"""What the server takes: a request body's size, and what the served model can take
+(its context, its image budget, a request's prompt tokens).
+
+:class:`BodySizeLimit` (ASGI middleware) answers 413 for bodies over the limit, on the
+``Content-Length`` header before reading and while reading chunked bodies.
 
 The server asks these before a request reaches the generation worker, so a prompt
 longer than the model's context (or the server's cap) costs a tokenizer pass that
@@ -9,10 +13,96 @@ and relies on its own (vLLM refuses prompts over ``max_model_len``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from starlette.exceptions import HTTPException
 
 #: characters tokenized per call when counting (early exit once over the limit)
 COUNT_CHUNK_CHARS = 16_384
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?\s*$", re.I)
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``"20MB"``, ``"512k"``, ``"1GiB"`` or ``1000`` (k/M/G are powers of 1024).
+
+    >>> parse_size("20MB"), parse_size("1.5k"), parse_size(7)
+    (20971520, 1536, 7)
+    """
+    if isinstance(text, int):
+        return text
+    m = _SIZE.match(str(text))
+    if m is None:
+        raise ValueError(f"bad size {text!r}: use bytes or a number with k, MB or GB (e.g. 20MB)")
+    mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+class PayloadTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than the limit of {limit:,} bytes (max_request_bytes)")
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for bodies over ``max_bytes``.
+
+    The body is read and discarded (up to 16x the limit) before answering, so a
+    client that writes its whole request before reading — most do — sees the
+    413 instead of a broken pipe.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _drain(self, receive: Any, already: int) -> None:
+        seen = already
+        while seen <= 16 * self.max_bytes:
+            msg = await receive()
+            if msg["type"] != "http.request":
+                return
+            seen += len(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                return
+
+    async def _reject(self, send: Any) -> None:
+        from georeason.serve.errors import error_response
+
+        resp = error_response(
+            413, PayloadTooLarge(self.max_bytes).detail, "request_too_large", headers={"Connection": "close"}
+        )
+        await send({"type": "http.response.start", "status": 413, "headers": resp.raw_headers})
+        await send({"type": "http.response.body", "body": resp.body})
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                declared = -1
+            if declared > self.max_bytes:
+                await self._drain(receive, 0)
+                await self._reject(send)
+                return
+        received = 0
+
+        async def limited() -> dict[str, Any]:
+            nonlocal received
+            msg: dict[str, Any] = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > self.max_bytes:
+                    if msg.get("more_body", False):
+                        await self._drain(receive, received)
+                    raise PayloadTooLarge(self.max_bytes)
+            return msg
+
+        await self.app(scope, limited, send)
 
 
 def model_context(backend: Any) -> int | None:
