@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 import georeason.commands  # noqa: F401  (registers the subcommands)
 from georeason.cli import app
-from georeason.commands.score import default_out, example_path, parse_thresholds
+from georeason.commands.score import parse_thresholds
+from georeason.eval.score import default_out, example_path
 from georeason.geo import EARTH_RADIUS_KM
 
 runner = CliRunner()

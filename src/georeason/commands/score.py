@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from georeason.commands.common import to_json
-from georeason.eval.score import ScoreError, default_out, example_path, score_file
 
 app = typer.Typer()  # its commands; georeason.cli adds them to the CLI
 
@@ -120,6 +119,9 @@ def score(
     from rich import box
     from rich.console import Console
     from rich.table import Table
+
+    # Imported here: the scorer pulls in pandas, which `georeason --help` should not pay for.
+    from georeason.eval.score import ScoreError, default_out, example_path, score_file
 
     console = Console()
     if example and file is not None:
@@ -233,4 +235,4 @@ def score(
     console.print(f"wrote {out}")
 
 
-__all__ = ["default_out", "example_path", "parse_thresholds", "score"]
+__all__ = ["parse_thresholds", "score"]
