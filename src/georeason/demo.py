@@ -61,6 +61,8 @@ from typing import Any
 
 import numpy as np
 
+from georeason.types import PLACE_LEVELS
+
 PROTOCOL = "geor"  # Geo-R's Chain of Region answer
 REWARDS = ["geor:1"]  # Geo-R's reward: r_dist(d) x r_format, one function (the paper's product)
 THRESHOLDS_KM = (1.0, 25.0, 200.0, 750.0, 2500.0)
@@ -454,7 +456,7 @@ def grpo_config(model_dir: Path, data_dir: Path, cfg: DemoConfig) -> Any:
 # 5. Evaluation
 # --------------------------------------------------------------------------------------
 
-_LABELS = ("continent", "country_code", "country", "admin1", "city")
+_LABELS = PLACE_LEVELS
 
 
 def sampled_row(model_row: str, samples: int) -> str:

@@ -57,6 +57,7 @@ from georeason.runs import (
     batched,
     read_ahead,
 )
+from georeason.types import PLACE_LEVELS
 
 if TYPE_CHECKING:  # pragma: no cover
     from georeason.datasets.benchmarks import BenchmarkDataset
@@ -68,7 +69,7 @@ logger = logging.getLogger("georeason.eval")
 LOCK_FILE = ".eval.lock"
 GEOCODE_MODES = ("auto", "always", "never")
 ERROR_KINDS = ("image", "backend", "parse")
-LABELS = ("continent", "country_code", "country", "admin1", "city")
+LABELS = PLACE_LEVELS
 # Protocols whose answers carry no coordinates (GLOBE: "country: X / city: Y").
 NAME_ONLY_PROTOCOLS = frozenset({"globe"})
 #: After this many consecutive batches in which every request failed in the backend, stop:
