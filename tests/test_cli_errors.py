@@ -111,6 +111,11 @@ BAD_INPUT: dict[tuple[str, ...], list[tuple[list[str], str, str | None]]] = {
         (["--benchmark", "csv", "--data", str(CSV_BENCH), "--model", "m"], "--out", None),
     ],
     ("serve",): [(["--model", "{tmp}/no/model"], "does not exist", None)],
+    ("view",): [
+        (["{tmp}/no/run"], "no such run folder", None),
+        (["{wrong}"], "is a file", None),
+        (["{tmp}"], "not an evaluation run", None),
+    ],
     ("train", "sft"): [(["--config", "{tmp}/nope.yaml"], "does not exist", None)],
     ("train", "grpo"): [(["--config", str(ROOT / "recipes/tiny/geor_grpo.yaml"), "--set", "bogus=1"], "unknown key", None)],
     ("train", "tiny-model"): [(["--out", "{tmp}/tm", "--world", "{tmp}/nowhere"], "not found", "{tmp}/tm")],

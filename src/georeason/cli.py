@@ -30,6 +30,7 @@ from georeason.commands import (
     serve_cmd,
     synth,
     train,
+    view,
 )
 from georeason.commands.common import (  # noqa: F401  (extra_for, require, to_json: also georeason.cli's names)
     extra_for,
@@ -171,7 +172,7 @@ def _root(
 # (`module.app`) and imports nothing of this file; the app is put together here, once.
 # The modules import their heavy dependencies inside the commands, so --help stays fast.
 
-for _module in (demo, eval_cmd, geo_cmd, locate, score, serve_cmd, synth):
+for _module in (demo, eval_cmd, geo_cmd, locate, score, serve_cmd, synth, view):
     app.add_typer(_module.app)
 
 data_app = typer.Typer(
