@@ -46,11 +46,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 
-# Known edges of work in flight elsewhere in issue 15, (importer prefix, imported
-# prefix). Remove an entry when that work lands; a stale entry warns in the cycle test.
+# Edges allowed against the table, (importer prefix, imported prefix): why. A stale
+# entry warns in the cycle test.
 ALLOWED: dict[tuple[str, str], str] = {
-    # "config/CLI" helper: commands register on cli.app by side effect (cli <-> commands cycle).
-    ("georeason.commands", "georeason.cli"): "commands register on cli.app (config/CLI work)",
+    # (importer, imported): why. Empty: every edge follows the layer table.
 }
 
 
