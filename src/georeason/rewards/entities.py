@@ -1,4 +1,8 @@
-"""The visual entities a reasoning text names: what GLOBE's ``R_vis`` checks (docs/distill.md)."""
+"""The visual entities a reasoning text names: what GLOBE's ``R_vis`` checks (docs/distill.md).
+
+Shared by distillation (the ``entities`` column) and the grounded visual reward
+(:class:`georeason.rewards.globe.VisualPrecision`), which grounds the entities a completion names.
+"""
 
 from __future__ import annotations
 
