@@ -119,6 +119,10 @@ BAD_INPUT: dict[tuple[str, ...], list[tuple[list[str], str, str | None]]] = {
     ("train", "sft"): [(["--config", "{tmp}/nope.yaml"], "does not exist", None)],
     ("train", "grpo"): [(["--config", str(ROOT / "recipes/tiny/geor_grpo.yaml"), "--set", "bogus=1"], "unknown key", None)],
     ("train", "tiny-model"): [(["--out", "{tmp}/tm", "--world", "{tmp}/nowhere"], "not found", "{tmp}/tm")],
+    ("train", "locatability-rm"): [
+        (["--config", str(ROOT / "recipes/tiny/globe_locatability_rm.yaml"), "--set", "bogus=1"], "unknown key", None),
+        (["--config", str(ROOT / "recipes/tiny/globe_locatability_rm.yaml"), "--set", "calibration_bins=0"], "calibration_bins", None),
+    ],
     ("data", "fetch"): [(["nothing", "--to", "{tmp}/f"], "unknown source", "{tmp}/f")],
     ("data", "check"): [
         (["--benchmark", "csv", "--data", "{wrong}"], "latitude", None),
@@ -127,6 +131,11 @@ BAD_INPUT: dict[tuple[str, ...], list[tuple[list[str], str, str | None]]] = {
     ("data", "label"): [(["{missing}", "--out", "{tmp}/l.parquet"], "no such table", "{tmp}/l.parquet")],
     ("data", "select"): [(["{wrong}", "--out", "{tmp}/s.csv"], "latitude", "{tmp}/s.csv")],
     ("data", "rollouts"): [(["{tmp}/nowhere", "--out", "{tmp}/r.jsonl"], "completion", "{tmp}/r.jsonl")],
+    ("data", "locatability"): [
+        (["{missing}", "--out", "{tmp}/lo"], "no such", "{tmp}/lo"),
+        (["{wrong}", "--out", "{tmp}/lo2"], "image column", "{tmp}/lo2"),
+        (["{tmp}", "--out", "{tmp}/lo3", "--rule", "vibes"], "rule", "{tmp}/lo3"),
+    ],
     ("data", "distill"): [
         (["{missing}", "--out", "{tmp}/d", "-t", "hf:m"], "no such dataset", "{tmp}/d"),
         (["{wrong}", "--out", "{tmp}/d2", "-t", "hf:m"], "image column", "{tmp}/d2"),

@@ -489,7 +489,10 @@ def test_recipe_overrides_and_unknown_keys(tmp_path: Path) -> None:
     "path", sorted(p.relative_to(RECIPES) for p in RECIPES.glob("*/*.yaml") if p.parent.name != "accelerate")
 )
 def test_every_recipe_builds_its_config(path: Path) -> None:
-    cls = GeoGRPOConfig if "grpo" in path.name else GeoSFTConfig
+    from georeason.train.locatability import LocatabilityRMConfig
+
+    classes = {"locatability_rm": LocatabilityRMConfig, "grpo": GeoGRPOConfig}
+    cls = next((c for k, c in classes.items() if k in path.name), GeoSFTConfig)
     # bf16/tensorboard need a GPU/extra package: this checks keys and values, not hardware.
     cfg = load_config(cls, RECIPES / path, ["use_cpu=true", "bf16=false", "report_to=[]"])
     assert cfg.model_name_or_path and cfg.dataset_name

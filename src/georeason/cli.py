@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from georeason import __version__
 from georeason.commands import (
     data_cmd,
+    data_locatability,
     data_scale,
     demo,
     eval_cmd,
@@ -178,11 +179,12 @@ for _module in (demo, eval_cmd, geo_cmd, locate, score, serve_cmd, synth, view):
 data_app = typer.Typer(
     name="data",
     help="Datasets: download (fetch) and check (check) benchmarks; build training sets from MP-16: "
-    "label, select, rollouts, distill.",
+    "label, select, rollouts, distill; locatability (GLOBE's judge data).",
     no_args_is_help=True,
 )
 data_app.add_typer(data_cmd.app)  # fetch, check
 data_app.add_typer(data_scale.app)  # label, select, rollouts, distill
+data_app.add_typer(data_locatability.app)  # locatability (GLOBE's reward-model data)
 app.add_typer(data_app, name="data")
 app.add_typer(train.app, name="train")
 

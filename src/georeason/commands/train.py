@@ -18,7 +18,7 @@ from georeason.commands.common import require
 app = typer.Typer(
     name="train",
     help="Train on TRL: sft (warm start), then grpo (geolocation rewards), from YAML recipes under recipes/; "
-    "tiny-model builds the offline test model.",
+    "locatability-rm (GLOBE's judge); tiny-model builds the offline test model.",
     no_args_is_help=True,
 )
 
@@ -66,8 +66,9 @@ def _run(
 ) -> None:
     require(*TRAIN_MODULES, extra="train")  # before transformers says it less plainly
     from georeason.train import GeoGRPOConfig, GeoSFTConfig, RecipeError, load_config
+    from georeason.train.locatability import LocatabilityRMConfig
 
-    cls = GeoSFTConfig if kind == "sft" else GeoGRPOConfig
+    cls = {"sft": GeoSFTConfig, "grpo": GeoGRPOConfig, "locatability-rm": LocatabilityRMConfig}[kind]
     if help_config:
         _print_fields(cls, show_all)
         return
@@ -100,6 +101,15 @@ def _run(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from georeason.train import train_grpo, train_sft
 
+    if kind == "locatability-rm":
+        require("matplotlib", extra="train")  # the reliability plot, before minutes of training
+        from georeason.train.locatability import metrics_line, train_locatability_rm
+
+        rm = train_locatability_rm(cfg)  # type: ignore[arg-type]
+        typer.echo(f"model saved to {rm.train.model_dir}")
+        if rm.metrics is not None:
+            typer.echo(f"{metrics_line(rm.metrics)} -> {rm.train.output_dir}/report.md")
+        return
     # a missing model or dataset ends here with one `error:` line (georeason.cli)
     result = train_sft(cfg) if kind == "sft" else train_grpo(cfg)  # type: ignore[arg-type]
     typer.echo(f"model saved to {result.model_dir}")
@@ -145,6 +155,26 @@ def grpo(
     - `georeason train grpo --config recipes/tiny/geor_grpo.yaml --set learning_rate=1e-5 --dry-run`
     """
     _run("grpo", config, set_, dry_run, help_config, show_all)
+
+
+@app.command("locatability-rm")
+def locatability_rm(
+    config: Path | None = _CONFIG_OPT,
+    set_: list[str] | None = _SET_OPT,
+    dry_run: bool = _DRY_OPT,
+    help_config: bool = _FIELDS_OPT,
+    show_all: bool = _ALL_OPT,
+) -> None:
+    """GLOBE's locatability reward model: LoRA SFT to answer yes/no, then AUROC and calibration on held-out places.
+
+    Trains on `georeason data locatability`'s folder; writes the model (use it as the GRPO
+    judge: `reward_options.globe_locatability.judge: OUTPUT_DIR/merged`) and report.md,
+    metrics.json and reliability.png in output_dir.
+
+    - `georeason train locatability-rm --config recipes/tiny/globe_locatability_rm.yaml`
+    - `georeason train locatability-rm --config recipes/qwen2_5_vl_7b/globe_locatability_rm.yaml --dry-run`
+    """
+    _run("locatability-rm", config, set_, dry_run, help_config, show_all)
 
 
 _OUT_OPT = typer.Option(..., "--out", "-o", help="Folder to write the model to (from_pretrained loads it).")

@@ -16,7 +16,10 @@ instance for an item it could not judge. Four are provided:
 - :class:`BackendJudge` uses any :mod:`georeason.infer` backend (``hf``, ``openai``,
   ``vllm``) through its ``yes_no_logprobs``; a judge given as the URL of an
   OpenAI-compatible server (vLLM, SGLang, TGI, a hosted API) is a BackendJudge over the
-  ``openai`` backend (the official SDK, with its retries and timeouts).
+  ``openai`` backend (the official SDK, with its retries and timeouts); a judge given as
+  a local model folder (``hf:PATH``, e.g. the reward model ``georeason train
+  locatability-rm`` writes, merged or as a LoRA adapter) is a :class:`LocalJudge`: a
+  BackendJudge over the ``hf`` backend, loaded in process on first use.
 - :class:`LogprobJudge` wraps your own function returning the top log-probabilities of
   the next token and applies GLOBE's formula.
 - :class:`KeywordJudge` is a deterministic heuristic over the completion text (cue words
@@ -55,8 +58,10 @@ __all__ = [
     "GlobeLocatability",
     "JudgeError",
     "KeywordJudge",
+    "LocalJudge",
     "LogprobBackend",
     "LogprobJudge",
+    "judge_messages",
     "make_globe_locatability",
     "openai_judge",
     "resolve_judge",
@@ -67,6 +72,23 @@ GLOBE_JUDGE_PROMPT = (
     "Given input image and its location reasoning text, please determine if the image is visually "
     "locatable, then output \u201cyes\u201d or \u201cno\u201d directly.\n"
 )
+
+
+def judge_messages(
+    text: str, *, image: bool = True, system_prompt: str = GLOBE_JUDGE_PROMPT
+) -> list[dict[str, Any]]:
+    """The judge's conversation: GLOBE's instruction as the system turn, the image (a
+    placeholder) and the text to judge as the user turn. One definition, shared by the
+    judges that ask a model and by the reward model's training data
+    (:mod:`georeason.train.locatability`), so a trained judge is asked what it learned.
+
+    >>> [m["role"] for m in judge_messages("Cyrillic signs.")], judge_messages("x")[1]["content"][0]
+    (['system', 'user'], {'type': 'image'})
+    """
+    user: list[dict[str, Any]] = [{"type": "image"}] if image else []
+    user.append({"type": "text", "text": text})
+    return [{"role": "system", "content": system_prompt}, {"role": "user", "content": user}]
+
 
 # backend(text, image, system_prompt) -> top log-probabilities of the judge's next token
 LogprobBackend = Callable[[str, Any, str], "Mapping[str, float] | Iterable[tuple[str, float]]"]
@@ -198,12 +220,7 @@ class BackendJudge:
             except Exception as exc:  # an unreadable image fails that item only
                 out[i] = JudgeError(f"cannot load the image for the judge: {exc}")
                 continue
-            user: list[dict[str, Any]] = [{"type": "image"}] if image is not None else []
-            user.append({"type": "text", "text": text})
-            messages: list[dict[str, Any]] = [
-                {"role": "system", "content": self.system_prompt},
-                {"role": "user", "content": user},
-            ]
+            messages = judge_messages(text, image=image is not None, system_prompt=self.system_prompt)
             requests.append(Request(id=str(i), image=image, messages=messages))
             where.append(i)
         if requests:
@@ -228,6 +245,82 @@ class BackendJudge:
                 else:
                     out[i] = p
         return [x if x is not None else JudgeError("not judged") for x in out]
+
+
+class LocalJudge:
+    """A locatability judge on a local model folder, scored in process: a :class:`BackendJudge`
+    over the ``hf`` backend (batched teacher-forced ``log P(yes)``, ``log P(no)``).
+
+    ``path`` is a model folder (``from_pretrained`` loads it: a full or LoRA-merged
+    checkpoint, e.g. ``output_dir/merged`` of ``georeason train locatability-rm``) or a
+    PEFT LoRA adapter folder (``adapter_config.json``): its base model
+    (``base_model_name_or_path``) is loaded and the adapter merged in. The model loads on
+    the first call, not here: building the reward (a config check does it once more) costs
+    nothing. ``options`` go to :class:`georeason.infer.hf.HFBackend` (``batch_size``,
+    ``device``, ``dtype``, ``max_pixels``, ...).
+    """
+
+    def __init__(self, path: str, *, system_prompt: str = GLOBE_JUDGE_PROMPT, **options: Any) -> None:
+        from pathlib import Path
+
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise ValueError(
+                f"judge model folder {path} does not exist (train one with `georeason train locatability-rm`)"
+            )
+        if not any((folder / f).is_file() for f in ("config.json", "adapter_config.json")):
+            raise ValueError(
+                f"{path} is not a model folder: it has neither config.json nor adapter_config.json"
+            )
+        self.path = str(folder)
+        self.system_prompt = system_prompt
+        self.options = dict(options)
+        self._judge: BackendJudge | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalJudge({self.path!r})"
+
+    def load(self) -> BackendJudge:
+        """The BackendJudge over the loaded model (loaded once)."""
+        if self._judge is None:
+            import json
+            from pathlib import Path
+
+            from georeason.infer.hf import HFBackend
+
+            adapter = Path(self.path) / "adapter_config.json"
+            options = dict(self.options)
+            if adapter.is_file():
+                from peft import PeftModel
+
+                from georeason.models import load_model
+
+                base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+                if not base:
+                    raise ValueError(f"{adapter} names no base_model_name_or_path to load the adapter onto")
+                model, processor = load_model(
+                    base,
+                    dtype=options.pop("dtype", "auto"),
+                    max_pixels=options.get("max_pixels"),
+                    min_pixels=options.pop("min_pixels", None),
+                )
+                model = PeftModel.from_pretrained(model, self.path).merge_and_unload()
+                backend = HFBackend(self.path, model_obj=model, processor=processor, **options)
+            else:
+                backend = HFBackend(self.path, **options)
+            self._judge = BackendJudge(
+                backend, system_prompt=self.system_prompt, max_pixels=options.get("max_pixels")
+            )
+        return self._judge
+
+    def __call__(
+        self,
+        completions: Sequence[str],
+        *,
+        prompts: Sequence[Any] | None = None,
+        images: Sequence[Any] | None = None,
+    ) -> list[float | BaseException]:
+        return self.load()(completions, prompts=prompts, images=images)
 
 
 # Phrases in a completion that point at concrete, place-specific evidence ...
@@ -369,6 +462,15 @@ class KeywordJudge:
         return [self.score(t) for t in completions]
 
 
+def _is_folder(text: str) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(text).expanduser().is_dir()
+    except OSError:  # a name too long for the file system is not a folder
+        return False
+
+
 # openai:URL[:MODEL], as for distill's teachers: the URL ends where ":MODEL" starts
 _OPENAI_SPEC = re.compile(r"^openai:(https?://[^/:\s]+(?::\d+)?(?:/[^:\s]*)?)(?::(.+))?$")
 
@@ -399,8 +501,9 @@ def resolve_judge(
     (:class:`BackendJudge`), ``"keyword"`` (:class:`KeywordJudge`), an OpenAI-compatible judge
     server as ``"http(s)://HOST:PORT/v1"`` plus ``judge_model`` or as
     ``"openai:URL[:MODEL]"`` (:func:`openai_judge`: a BackendJudge over the ``openai``
-    backend, options in ``judge_options``), or a ``"package.module:name"`` path to a judge
-    or a judge class (instantiated without arguments).
+    backend, options in ``judge_options``), a local model folder as ``"hf:PATH"`` or as an
+    existing folder's path (:class:`LocalJudge`, options in ``judge_options``), or a
+    ``"package.module:name"`` path to a judge or a judge class (instantiated without arguments).
 
     >>> resolve_judge("keyword")
     KeywordJudge(48 cues, 25 hedges, hedge_weight=2.0)
@@ -412,6 +515,8 @@ def resolve_judge(
     if isinstance(judge, str):
         if judge == "keyword":
             return KeywordJudge()
+        if judge.startswith("hf:") or _is_folder(judge):
+            return LocalJudge(judge.removeprefix("hf:"), **dict(judge_options or {}))
         url, model = judge, judge_model
         if judge.startswith("openai:"):
             m = _OPENAI_SPEC.match(judge.strip())

@@ -54,6 +54,11 @@ IMAGE_COLUMNS: tuple[str, ...] = (
     "image_id",
 )
 
+#: names of the column holding the text a locatability judge reads (``data locatability``)
+REASONING_COLUMNS: tuple[str, ...] = ("reasoning", "text", "completion", "rationale")
+#: names of a yes/no locatability label column (``data locatability``)
+LOCATABLE_COLUMNS: tuple[str, ...] = ("label", "locatable", "answer")
+
 #: names of each place level's column (see :data:`georeason.types.PLACE_LEVELS`)
 PLACE_COLUMNS: dict[str, tuple[str, ...]] = {
     "continent": ("continent",),
