@@ -10,11 +10,11 @@ import pytest
 
 from georeason.eval.metrics import (
     DEFAULT_THRESHOLDS_KM,
-    _bootstrap,
     compute_metrics,
     geoscore,
     valid_coordinates,
 )
+from georeason.eval.metrics.bootstrap import bootstrap_replicates
 from georeason.geo import EARTH_RADIUS_KM
 
 NAN = float("nan")
@@ -219,7 +219,7 @@ def test_fast_bootstrap_matches_naive_resampling(bins: int, thresholds: tuple[fl
             "mean_km": np.nanmean(res, axis=1),
             "geoscore": geoscore(res).mean(axis=1),
         }
-    fast = _bootstrap(d_pred, n_missing, thresholds, B, np.random.default_rng(7), bins)
+    fast = bootstrap_replicates(d_pred, n_missing, thresholds, B, np.random.default_rng(7), bins)
     for key, ref in naive.items():
         if key.startswith("acc@") and key not in fast:
             continue

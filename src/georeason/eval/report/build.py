@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from georeason.eval.metrics import DEFAULT_THRESHOLDS_KM, Estimate, LevelAccuracy, compute_metrics
+from georeason.eval.metrics import DEFAULT_THRESHOLDS_KM, LevelAccuracy, compute_metrics
+from georeason.eval.metrics.bootstrap import binomial_ci
 from georeason.eval.report.reference import reference_rows
 from georeason.types import PLACE_LEVELS
 
@@ -124,13 +125,8 @@ def _named_city_within(
         rows = city_candidates(str(cities[i]), t_cc[i])
         if len(rows) and (haversine_km(tlat[i], tlon[i], g.lat[rows], g.lon[rows]) <= radius_km).any():
             correct += 1
-    acc = correct / n if n else float("nan")
-    lo = hi = None
-    if n and n_bootstrap > 0:
-        reps = np.random.default_rng([seed, 7]).binomial(n, acc, size=n_bootstrap) / n
-        alpha = 1.0 - confidence
-        lo, hi = (float(x) for x in np.quantile(reps, [alpha / 2, 1 - alpha / 2]))
-    return LevelAccuracy(n=n, correct=correct, n_missing=n_missing, accuracy=Estimate(acc, lo, hi))
+    acc = binomial_ci(correct, n, n_bootstrap, confidence, np.random.default_rng([seed, 7]))
+    return LevelAccuracy(n=n, correct=correct, n_missing=n_missing, accuracy=acc)
 
 
 def _consistency(df: pd.DataFrame, protocol: str) -> dict[str, Any]:
