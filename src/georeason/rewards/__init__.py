@@ -19,6 +19,9 @@ name                   formula                                                so
 ``globe_visual``       share of annotated entities the reasoning mentions     GLOBE
 ``globe_format``       <think>…</think><answer>…</answer>, nothing after      GLOBE
 ``globe_locatability`` P(yes)/(P(yes)+P(no)) from a judge                     GLOBE
+``visual_precision``   share of the entities the reasoning names that a       ours
+                       grounder sees in the image (GLOBE's visual reward in
+                       precision form; :mod:`georeason.rewards.grounding`)
 ``hierarchy``          weighted per-level match continent → city              ours
 ``consistency``        named places agree with the stated coordinates         ours
 ``geoscore``           exp(−d/1492.7)                                         PIGEON
@@ -46,12 +49,14 @@ from georeason.rewards.globe import (
     GlobeAccuracy,
     GlobeFormat,
     GlobeVisual,
+    VisualPrecision,
     globe_accuracy,
     globe_format,
     globe_visual,
     make_globe_accuracy,
     make_globe_format,
     make_globe_visual,
+    make_visual_precision,
 )
 from georeason.rewards.judges import (
     GLOBE_JUDGE_PROMPT,
@@ -102,6 +107,7 @@ __all__ = [
     "KeywordJudge",
     "LogprobJudge",
     "RewardSpec",
+    "VisualPrecision",
     "clear_caches",
     "clear_parse_cache",
     "consistency",
@@ -129,6 +135,7 @@ __all__ = [
     "make_globe_locatability",
     "make_globe_visual",
     "make_hierarchy",
+    "make_visual_precision",
     "openai_judge",
     "resolve_judge",
 ]

@@ -15,6 +15,12 @@ mentioned in the reasoning"), with the plugin's fallback as an option
 (:class:`GlobeVisual`, ``whole_text_if_untagged``); its locatability judge errors score
 a silent 0 — ours are logged and give None.
 
+Beside GLOBE's visual reward (recall: the share of the annotated entities the
+reasoning mentions) sits our precision form, :class:`VisualPrecision`
+(``visual_precision``): the share of the entities the reasoning *names* that a
+grounder (:mod:`georeason.rewards.grounding`) sees in the image, so naming a clue
+that is not there costs reward — recall alone cannot see it.
+
 Completions are parsed with the ``globe`` protocol
 (``<think>…</think><answer>country: X\ncity: Y</answer>``) by default.
 """
@@ -41,12 +47,14 @@ __all__ = [
     "GlobeAccuracy",
     "GlobeFormat",
     "GlobeVisual",
+    "VisualPrecision",
     "globe_accuracy",
     "globe_format",
     "globe_visual",
     "make_globe_accuracy",
     "make_globe_format",
     "make_globe_visual",
+    "make_visual_precision",
 ]
 
 
@@ -182,6 +190,103 @@ class GlobeVisual:
         return out
 
 
+class VisualPrecision(GlobeVisual):
+    r"""Ours (issue 19), GLOBE's visual reward in precision form: the share of the entities the
+    reasoning names that the image shows.
+
+    .. math:: R_{vis}^{prec} = \frac{|\{e \in N : g(\text{image}, e) \ge \tau\}|}{|N|}
+
+    ``N`` is what :func:`~georeason.rewards.entities.extract_entities` finds in the
+    searched text (the reasoning, as for :class:`GlobeVisual`), ``g`` a grounder
+    (``text``, ``clues:WORLD_DIR`` or ``detector:MODEL``, :func:`~georeason.rewards.grounding.make_grounder`,
+    or a :class:`~georeason.rewards.grounding.Grounder`), ``τ`` its threshold
+    (``threshold``, default the grounder's). GLOBE's ``R_vis`` (recall over the
+    annotated entities) rewards naming what was annotated and never sees a clue that
+    was made up; this form penalises it. The two can be used together. The images come
+    from the column ``images`` or ``image``, photo ids from ``id`` (the clue grounder
+    looks photos up by id). Nothing named -> None. Range [0, 1].
+
+    >>> from georeason.rewards.grounding import ClueGrounder
+    >>> prec = VisualPrecision(ClueGrounder({"p": ["green meadow", "red circle sign"]}))
+    >>> prec(["<think>A red circle sign and palm trees.</think><answer>country: France\ncity: Paris</answer>",
+    ...       "<think>No clue.</think><answer>country: France\ncity: Paris</answer>"], id=["p", "p"])
+    [0.5, None]
+    """
+
+    def __init__(
+        self,
+        grounder: Any,
+        *,
+        threshold: float | None = None,
+        protocol: str = "globe",
+        whole_text_if_untagged: bool = False,
+        device: str = "auto",
+        batch_size: int = 8,
+        name: str = "visual_precision",
+    ) -> None:
+        from georeason.rewards.grounding import Grounder, default_threshold
+
+        super().__init__(protocol=protocol, whole_text_if_untagged=whole_text_if_untagged, name=name)
+        if not isinstance(grounder, (str, Grounder)):
+            raise TypeError(f"grounder must be a spec string or a Grounder, got {type(grounder).__name__}")
+        default = grounder.threshold if isinstance(grounder, Grounder) else default_threshold(grounder)
+        self.threshold = default if threshold is None else float(threshold)
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+        self.grounder_spec = grounder if isinstance(grounder, str) else grounder.spec
+        self.device = device
+        self.batch_size = batch_size
+        # a spec is made into its grounder at the first call (a detector loads a model):
+        # the reward stays cheap to build and to pickle into dataloader workers
+        self._grounder: Grounder | None = grounder if isinstance(grounder, Grounder) else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        from georeason.rewards.grounding import DetectorGrounder
+
+        state = dict(self.__dict__)
+        if isinstance(state["_grounder"], DetectorGrounder):
+            state["_grounder"] = None  # a model is not shipped: made again from the spec where unpickled
+        return state
+
+    def __repr__(self) -> str:
+        return (
+            f"VisualPrecision(grounder={self.grounder_spec!r}, threshold={self.threshold}, "
+            f"protocol={self.protocol!r}, name={self.__name__!r})"
+        )
+
+    def grounder(self) -> Any:
+        """The grounder, made from its spec on first use."""
+        if self._grounder is None:
+            from georeason.rewards.grounding import make_grounder
+
+            self._grounder = make_grounder(self.grounder_spec, device=self.device, batch_size=self.batch_size)
+        return self._grounder
+
+    def __call__(self, completions: Sequence[Any], **columns: Any) -> list[float | None]:
+        from georeason.rewards.entities import extract_entities
+
+        n = len(completions)
+        preds = parse_completions(completions, self.protocol)
+        named = [extract_entities(self.searched_text(p)) for p in preds]
+        if not any(named):
+            return [None] * n
+        g = self.grounder()
+        images = column(columns, "images", n)
+        if images is None:
+            images = column(columns, "image", n)
+        if g.needs_image and images is None:
+            raise KeyError(
+                f"{self.__name__} needs the images (dataset column 'image' or 'images') to ground in"
+            )
+        ids = column(columns, "id", n)
+        scores = g(
+            images if g.needs_image else None,
+            named,
+            [str(i) for i in ids] if ids is not None else None,
+        )
+        return [sum(x >= self.threshold for x in row) / len(row) if row else None for row in scores]
+
+
 class GlobeFormat:
     r"""GLOBE's format reward: 1 iff ``<think>…</think><answer>…</answer>`` and nothing after.
 
@@ -271,6 +376,39 @@ def make_globe_visual(
     [0.6666666666666666]
     """
     return GlobeVisual(protocol=protocol, whole_text_if_untagged=whole_text_if_untagged, name=name)
+
+
+def make_visual_precision(
+    grounder: Any = None,
+    *,
+    threshold: float | None = None,
+    protocol: str = "globe",
+    whole_text_if_untagged: bool = False,
+    device: str = "auto",
+    batch_size: int = 8,
+    name: str = "visual_precision",
+) -> VisualPrecision:
+    r"""Our precision form of GLOBE's visual reward (:class:`VisualPrecision`) with a grounder:
+    ``text``, ``clues:WORLD_DIR`` or ``detector:MODEL`` (OWL-ViT / OWLv2 / Grounding DINO).
+
+    >>> make_visual_precision("text", name="visual_precision_text").threshold
+    0.5
+    """
+    if grounder is None:
+        raise ValueError(
+            "visual_precision needs a grounder: 'detector:MODEL' (an OWL-ViT / OWLv2 / Grounding DINO hub ID or "
+            "folder), 'clues:WORLD_DIR' (the synthetic world's clue records) or 'text' (offline heuristic, "
+            "cannot see the image); see georeason.rewards.grounding"
+        )
+    return VisualPrecision(
+        grounder,
+        threshold=threshold,
+        protocol=protocol,
+        whole_text_if_untagged=whole_text_if_untagged,
+        device=device,
+        batch_size=batch_size,
+        name=name,
+    )
 
 
 def make_globe_format(*, protocol: str = "globe", name: str = "globe_format") -> GlobeFormat:

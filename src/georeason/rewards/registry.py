@@ -24,6 +24,7 @@ from georeason.rewards.globe import (
     make_globe_accuracy,
     make_globe_format,
     make_globe_visual,
+    make_visual_precision,
 )
 from georeason.rewards.judges import make_globe_locatability
 from georeason.rewards.ours import (
@@ -48,8 +49,8 @@ __all__ = [
 
 RewardFunc = Callable[..., "list[float | None]"]
 
-# Ready-to-use rewards with the papers' defaults. ``globe_locatability`` is not here:
-# it needs a judge (see FACTORIES and make_globe_locatability).
+# Ready-to-use rewards with the papers' defaults. ``globe_locatability`` and our
+# ``visual_precision`` are not here: they need a judge / a grounder (see FACTORIES).
 REWARDS: dict[str, RewardFunc] = {
     "geor": geor,
     "geor_distance": geor_distance,
@@ -73,6 +74,7 @@ FACTORIES: dict[str, Callable[..., RewardFunc]] = {
     "globe_visual": make_globe_visual,
     "globe_format": make_globe_format,
     "globe_locatability": make_globe_locatability,
+    "visual_precision": make_visual_precision,
     "hierarchy": make_hierarchy,
     "consistency": make_consistency,
     "geoscore": make_geoscore,
@@ -87,6 +89,7 @@ REWARD_RANGES: dict[str, tuple[float, float]] = {
     "globe_visual": (0.0, 1.0),
     "globe_format": (0.0, 1.0),
     "globe_locatability": (0.0, 1.0),
+    "visual_precision": (0.0, 1.0),
     "hierarchy": (0.0, 1.0),
     "consistency": (0.0, 1.0),
     "geoscore": (0.0, 1.0),
@@ -142,7 +145,7 @@ def get_reward(name: str, /, **options: Any) -> RewardFunc:
     >>> get_reward("geo-r")
     Traceback (most recent call last):
     ...
-    ValueError: unknown reward 'geo-r' (did you mean 'geor'?); known rewards: consistency, geor, geor_distance, geor_format, geoscore, globe_accuracy, globe_format, globe_locatability, globe_visual, hierarchy; or give 'package.module:function'
+    ValueError: unknown reward 'geo-r' (did you mean 'geor'?); known rewards: consistency, geor, geor_distance, geor_format, geoscore, globe_accuracy, globe_format, globe_locatability, globe_visual, hierarchy, visual_precision; or give 'package.module:function'
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"reward name must be a non-empty string, got {name!r}")

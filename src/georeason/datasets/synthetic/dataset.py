@@ -214,6 +214,16 @@ class SyntheticData:
             out[c] = float(np.mean([getattr(x, c) for x in cs]))
         return out
 
+    def drawn_clues(self) -> dict[str, list[str]]:
+        """Each photo's id -> the phrases of the clues drawn in it (palette and legible clues,
+        as :func:`describe` names them): what the clue grounder
+        (:class:`georeason.rewards.grounding.ClueGrounder`) checks named entities against."""
+        out: dict[str, list[str]] = {}
+        for split in self.clues:
+            ds = self.datasets[split].select_columns(["id", "entities"])
+            out.update(zip(ds["id"], (list(e) for e in ds["entities"]), strict=True))
+        return out
+
     def summary(self) -> dict[str, Any]:
         """JSON-able description: parameters, place counts, clue shares and ceilings per split."""
         return {
@@ -363,7 +373,8 @@ def draw_spread_photos(
 
 def save_world(data: SyntheticData, out_dir: str | Path) -> Path:
     """Write the datasets (``save_to_disk``) and ``world.json`` (places, codebook,
-    split, tint boxes, per-image clue records, clue shares, ceilings) to ``out_dir``.
+    split, tint boxes, per-image clue records and drawn clue phrases by id, clue shares,
+    ceilings) to ``out_dir``.
 
     Load the datasets back with ``datasets.load_from_disk(out_dir)``.
     """
@@ -375,6 +386,7 @@ def save_world(data: SyntheticData, out_dir: str | Path) -> Path:
         **data.summary(),
         "world": data.world.to_dict(),
         "clues": {s: [asdict(c) for c in cs] for s, cs in data.clues.items()},
+        "drawn_clues": data.drawn_clues(),
     }
     (out / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     return out

@@ -104,6 +104,20 @@ class FilterConfig:
     locatable_threshold: float = field(
         default=0.5, metadata={"help": "A mean P(yes) at or above this marks the image locatable."}
     )
+    grounder: str = field(
+        default="text",
+        metadata={
+            "help": "Checks that the entities the reasoning names are in the image: text (offline heuristic, "
+            "drops nothing), clues:WORLD_DIR (the synthetic world's clue records) or detector:MODEL "
+            "(OWL-ViT / OWLv2 / Grounding DINO hub ID or folder)."
+        },
+    )
+    grounding_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "An entity is in the image at or above this grounder score; default: the grounder's."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.min_agree is not None and self.min_agree < 1:
@@ -116,6 +130,19 @@ class FilterConfig:
             raise DistillError(f"max_km must be >= 0, got {self.max_km}")
         if self.min_locatability is not None and not 0 <= self.min_locatability <= 1:
             raise DistillError(f"min_locatability must be in [0, 1], got {self.min_locatability}")
+        if self.grounding_threshold is not None and not 0 <= self.grounding_threshold <= 1:
+            raise DistillError(f"grounding_threshold must be in [0, 1], got {self.grounding_threshold}")
+        self.visible_at()  # an unknown grounder kind is refused now, not after the teachers ran
+
+    def visible_at(self) -> float:
+        """The grounder score at or above which an entity counts as in the image."""
+        from georeason.rewards.grounding import GroundingError, default_threshold
+
+        try:
+            default = default_threshold(self.grounder)
+        except GroundingError as e:
+            raise DistillError(str(e)) from None
+        return default if self.grounding_threshold is None else self.grounding_threshold
 
     def needed(self, n_teachers: int) -> int:
         m = n_teachers if self.min_agree is None else self.min_agree

@@ -1,4 +1,4 @@
-"""Keep or drop one image from its stored teacher outputs: agreement, truth, locatability.
+"""Keep or drop one image from its stored teacher outputs: agreement, truth, locatability, grounding.
 
 Pure functions of a record and a :class:`~georeason.pipelines.distill.config.FilterConfig`,
 so a rerun with other filters recomputes every decision without asking the teachers again."""
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from georeason.pipelines.distill.config import FilterConfig, finite
+from georeason.pipelines.distill.config import DistillError, FilterConfig, finite
 from georeason.types import PLACE_LEVELS
 
 #: drop reasons, in the order they are checked
@@ -26,6 +26,7 @@ DROP_REASONS = (
     "wrong country",
     "wrong city",
     "no reasoning",
+    "entity not in the image",
 )
 
 
@@ -99,6 +100,25 @@ def _right(t: Mapping[str, Any], truth: Mapping[str, Any], level: str, max_km: f
     return True, bool(near or verdict["city"])
 
 
+def grounding_scores(record: Mapping[str, Any], config: FilterConfig) -> list[list[float]] | None:
+    """Per teacher, the grounder's score of each entity its reasoning names (``config.grounder``).
+
+    Scores of a grounder that looks up the photo (clues, detector) are stored in the
+    record (``record["grounding"]``, by the run or by :func:`~georeason.pipelines.distill.run.finalize`
+    on a rerun with another grounder); the text grounder needs nothing and is asked here.
+    None when the record holds no scores of this grounder.
+    """
+    stored = record.get("grounding")
+    if isinstance(stored, Mapping) and stored.get("grounder") == config.grounder:
+        return [list(s) for s in stored.get("scores") or []]
+    if config.grounder.strip() == "text":
+        from georeason.rewards.grounding import TextGrounder
+
+        outs = record.get("teachers") or []
+        return TextGrounder()(None, [list(t.get("entities") or []) for t in outs])
+    return None
+
+
 def decide(record: Mapping[str, Any], config: FilterConfig) -> Decision:
     """Keep or drop one image from its stored teacher outputs (pure; reruns recompute it)."""
     outs: list[Mapping[str, Any]] = record.get("teachers") or []
@@ -151,6 +171,19 @@ def decide(record: Mapping[str, Any], config: FilterConfig) -> Decision:
     if not with_text:
         dec.reason = "no reasoning"
         return dec
+    scores = grounding_scores(record, config)
+    if scores is None:
+        raise DistillError(
+            f"record {record.get('id')!r} holds no entity scores of the grounder {config.grounder!r}: "
+            "run_distill / finalize ground the images first"
+        )
+    cutoff = config.visible_at()
+    # GLOBE drops reasoning that names things not in the photo: only a reasoning whose
+    # every entity the grounder sees may be kept
+    with_text = [i for i in with_text if all(x >= cutoff for x in scores[i])]
+    if not with_text:
+        dec.reason = "entity not in the image"
+        return dec
 
     def closeness(i: int) -> tuple[float, int]:
         d = finite(outs[i].get("distance_km"))
@@ -161,4 +194,4 @@ def decide(record: Mapping[str, Any], config: FilterConfig) -> Decision:
     return dec
 
 
-__all__ = ["DROP_REASONS", "Decision", "decide"]
+__all__ = ["DROP_REASONS", "Decision", "decide", "grounding_scores"]

@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from georeason.pipelines.distill.config import DistillConfig, DistillError, FilterConfig
-from georeason.pipelines.distill.filters import decide
+from georeason.pipelines.distill.filters import decide, grounding_scores
 from georeason.pipelines.distill.inputs import DistillInput, load_input
 from georeason.pipelines.distill.teachers import Teacher, make_teacher, teacher_output
-from georeason.runs import Progress, RunDir, batched, read_ahead, read_records, write_json
+from georeason.rewards.grounding import Grounder, make_grounder
+from georeason.runs import Progress, RunDir, batched, read_ahead, read_records, write_json, write_records
 from georeason.types import PLACE_LEVELS
 
 logger = logging.getLogger("georeason.pipelines")
@@ -123,6 +124,7 @@ def run_distill(
             log(f"resuming: {n_before} of {n_total} images already done in {rec_path}")
 
         n_new = 0
+        grounder = _make_grounder(config) if todo else None
         if todo:
             own = teachers is None
             if teachers is None:
@@ -161,7 +163,7 @@ def run_distill(
                     # decode ahead while the teachers work
                     for batch, loaded in read_ahead(batched(todo, config.batch_size), fetch):
                         lines = _distill_batch(
-                            data, batch, loaded, teachers, tpool, messages, settings, config.filters
+                            data, batch, loaded, teachers, tpool, messages, settings, config.filters, grounder
                         )
                         run.records.append(lines)
                         n_new += len(lines)
@@ -192,7 +194,13 @@ def run_distill(
             dropped_lines=run.records.stats.n_dropped,
         )
         if build_dataset:
-            finalize(out, data, config.filters, summary, limit=n_total, log=log)
+            run.records.close()  # finalize may rewrite the file (scores of a new grounder)
+            finalize(
+                out, data, config.filters, summary, limit=n_total, log=log, grounder=grounder,
+                device=config.device, max_pixels=config.max_pixels,
+            )  # fmt: skip
+        if grounder is not None:
+            grounder.close()
         summary.seconds = time.perf_counter() - t_start
         if build_dataset:
             write_json(out / SUMMARY_FILE, summary.to_dict())
@@ -208,9 +216,11 @@ def _distill_batch(
     messages: Any,
     settings: Mapping[str, Any],
     filters: FilterConfig,
+    grounder: Grounder | None = None,
 ) -> list[dict[str, Any]]:
     """The records of one batch: every teacher is asked about the readable images at once
-    (the teachers in parallel; an unreadable image asks no one), then each image's decision."""
+    (the teachers in parallel; an unreadable image asks no one), the entities they name are
+    grounded in the images (``grounder``: none for the text grounder), then each image's decision."""
     from georeason.infer.base import Request
 
     t0 = time.perf_counter()
@@ -236,11 +246,46 @@ def _distill_batch(
             for t, res in zip(teachers, results, strict=True):
                 text, error, secs, py, jerr = res[pos]
                 rec["teachers"].append(teacher_output(t.spec, text, error, secs, py, jerr, data.truth[i]))
+        lines.append(rec)
+    if grounder is not None:
+        readable = [k for k, (img, _err) in enumerate(loaded) if img is not None]
+        ground_records(
+            [lines[k] for k in readable], [loaded[k][0] for k in readable], grounder, filters.grounder
+        )
+    for rec in lines:
         dec = decide(rec, filters)
         rec["decision"] = {"kept": dec.kept, "reason": dec.reason, "chosen": dec.chosen}
         rec["seconds"] = (time.perf_counter() - t0) / len(batch)
-        lines.append(rec)
     return lines
+
+
+def _make_grounder(config: DistillConfig) -> Grounder | None:
+    """The grounder of ``config.filters`` when its scores must be stored (not the text one)."""
+    from georeason.rewards.grounding import GroundingError
+
+    if config.filters.grounder.strip() == "text":
+        return None
+    try:
+        return make_grounder(config.filters.grounder, device=config.device, batch_size=config.batch_size)
+    except GroundingError as e:
+        raise DistillError(str(e)) from None
+
+
+def ground_records(
+    records: Sequence[dict[str, Any]], images: Sequence[Any], grounder: Grounder, spec: str
+) -> None:
+    """Store in each record (``record["grounding"]``) the score ``grounder`` gives every entity
+    each teacher's reasoning names, under ``spec`` (the filters' grounder), for :func:`decide`."""
+    if not records:
+        return
+    phrases = [
+        list(dict.fromkeys(e for t in r["teachers"] for e in t.get("entities") or [])) for r in records
+    ]
+    scores = grounder(images if grounder.needs_image else None, phrases, [str(r["id"]) for r in records])
+    for rec, row, sc in zip(records, phrases, scores, strict=True):
+        by = dict(zip(row, sc, strict=True))
+        per_teacher = [[float(by[e]) for e in t.get("entities") or []] for t in rec["teachers"]]
+        rec["grounding"] = {"grounder": spec, "scores": per_teacher}
 
 
 def _failed(rec: Mapping[str, Any]) -> bool:
@@ -291,6 +336,48 @@ def _dataset_features() -> Any:
     )
 
 
+def _ground_missing(
+    out: Path,
+    data: DistillInput,
+    records: list[dict[str, Any]],
+    filters: FilterConfig,
+    n: int,
+    grounder: Grounder | None,
+    device: str,
+    max_pixels: int | None,
+    log: Callable[[str], None],
+) -> None:
+    """Ground the records that lack ``filters.grounder``'s scores, then rewrite ``records.jsonl``."""
+    from georeason.images import load_image
+
+    row_of = {data.ids[i]: i for i in range(n)}
+    todo = [
+        r
+        for r in records
+        if str(r["id"]) in row_of and not r.get("image_error") and grounding_scores(r, filters) is None
+    ]
+    if not todo:
+        return
+    own = grounder is None
+    g = grounder or make_grounder(filters.grounder, device=device)
+    log(f"grounding the entities of {len(todo)} images with {filters.grounder}")
+    try:
+        for chunk in batched(todo, 64):
+            rows = [row_of[str(r["id"])] for r in chunk]
+            images: list[Any] = [None] * len(rows)
+            if g.needs_image:
+                cells = data.cells(rows)
+                images = [
+                    load_image(data.image_source(i, c), max_pixels=max_pixels)
+                    for i, c in zip(rows, cells, strict=True)
+                ]
+            ground_records(chunk, images, g, filters.grounder)
+    finally:
+        if own:
+            g.close()
+    write_records(out / RECORDS_FILE, records)
+
+
 def finalize(
     out: Path,
     data: DistillInput,
@@ -299,8 +386,16 @@ def finalize(
     *,
     limit: int | None = None,
     log: Callable[[str], None] = logger.info,
+    grounder: Grounder | None = None,
+    device: str = "auto",
+    max_pixels: int | None = None,
 ) -> None:
-    """Recompute every decision from ``records.jsonl`` with ``filters`` and write ``dataset/``."""
+    """Recompute every decision from ``records.jsonl`` with ``filters`` and write ``dataset/``.
+
+    Records without the entity scores of ``filters.grounder`` (a rerun with another
+    grounder) are grounded first (``grounder``, or one made from the filters on
+    ``device``; images loaded at ``max_pixels``) and ``records.jsonl`` is rewritten with them.
+    """
     import shutil
 
     import datasets
@@ -308,6 +403,7 @@ def finalize(
     records, _ = read_records(out / RECORDS_FILE)
     by_id = {str(r["id"]): r for r in records}
     n = len(data) if limit is None else min(limit, len(data))
+    _ground_missing(out, data, records, filters, n, grounder, device, max_pixels, log)
     kept_rows: list[int] = []
     new_cols: dict[str, list[Any]] = {k: [] for k in _OUTPUT_COLUMNS}
     dropped: Counter[str] = Counter()
@@ -392,4 +488,12 @@ def finalize(
         log("no image was kept: the dataset is empty (see the drop reasons above)")
 
 
-__all__ = ["DATASET_DIR", "RECORDS_FILE", "SUMMARY_FILE", "DistillSummary", "finalize", "run_distill"]
+__all__ = [
+    "DATASET_DIR",
+    "RECORDS_FILE",
+    "SUMMARY_FILE",
+    "DistillSummary",
+    "finalize",
+    "ground_records",
+    "run_distill",
+]
