@@ -19,13 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from georeason.protocols import PROTOCOLS, get_protocol, parse_coordinates, parsing
-from georeason.protocols.parsing import (
-    _VALUE_RE,
-    _value_matches,
-    clean_name,
-    normalize_text,
-    scan_coordinates,
-)
+from georeason.protocols.parsing import clean_name, normalize_text, scan_coordinates
+from georeason.protocols.parsing.coordinates import _VALUE_RE, _value_matches
 from georeason.types import GeoSample, Prediction
 
 SETTINGS = settings(
@@ -237,7 +232,7 @@ def test_clean_name_fast_path_agrees_with_full_cleaning(value: str) -> None:
     fast_errors: list[str] = []
     slow_errors: list[str] = []
     fast = clean_name(value, "City", fast_errors)
-    with patch.object(parsing, "_PLAIN_NAME_RE", re.compile(r"(?!)")):  # never matches
+    with patch.object(parsing.fields, "_PLAIN_NAME_RE", re.compile(r"(?!)")):  # never matches
         slow = clean_name(value, "City", slow_errors)
     assert (fast, fast_errors) == (slow, slow_errors)
 

@@ -24,8 +24,8 @@ import pytest
 
 import georeason.protocols as protocols_pkg
 from georeason.geo import haversine_km
-from georeason.protocols import base, get_protocol, parsing
-from georeason.protocols.parsing import COORDINATE_FORMS, PAREN, scan_coordinates
+from georeason.protocols import base, get_protocol
+from georeason.protocols.parsing import COORDINATE_FORMS, PAREN, coordinates, fields, scan_coordinates
 from georeason.rewards import (
     GeoRReward,
     geor,
@@ -51,7 +51,7 @@ def chain(coords: str, think: str = "Snow, rolling fields, kanji signs.") -> str
     )
 
 
-@pytest.mark.parametrize("module", [parsing, base, protocols_pkg])
+@pytest.mark.parametrize("module", [coordinates, fields, base, protocols_pkg])
 def test_protocol_doctests(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.failed == 0 and result.attempted > 0
