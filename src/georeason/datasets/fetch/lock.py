@@ -13,6 +13,7 @@ from typing import Any
 
 from georeason.datasets.fetch.download import FileResult, sha256_file
 from georeason.datasets.fetch.errors import FetchError, LockMismatchError
+from georeason.runs import write_json
 
 MANIFEST = "FETCHED.json"
 LOCK = ".georeason-fetch.lock.json"
@@ -30,9 +31,7 @@ def read_manifest(target: Path) -> dict[str, Any]:
 
 
 def write_manifest(target: Path, manifest: dict[str, Any]) -> None:
-    tmp = target / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, target / MANIFEST)
+    write_json(target / MANIFEST, manifest)
 
 
 def read_lock(target: Path) -> dict[str, Any]:
@@ -72,9 +71,7 @@ def record_first_use(target: Path, lock: dict[str, Any], source: str, r: FileRes
     lock["files"] = [
         e for e in lock["files"] if not (e.get("source") == source and e.get("filename") == r.name)
     ] + [entry]
-    tmp = target / (LOCK + ".tmp")
-    tmp.write_text(json.dumps(lock, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, target / LOCK)
+    write_json(target / LOCK, lock)
 
 
 def lock_mismatch(

@@ -43,7 +43,7 @@ from typing import Any
 from georeason.eval.report.build import build_report, floats, truth_places
 from georeason.eval.report.markdown import DISTANCE_HEADER, distance_rows, markdown_table, render_markdown
 from georeason.eval.report.reference import default_reference_path, load_reference, reference_rows
-from georeason.jsonsafe import dumps
+from georeason.runs import PREDICTIONS_FILE, RUN_FILE, read_records, write_json
 
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
@@ -62,8 +62,6 @@ def write_report(
 ) -> dict[str, Any]:
     """Read ``out_dir/predictions.jsonl`` (+ ``run.json``), write ``report.md``, ``report.json``
     and, with ``plots``, ``error_cdf.png`` and ``world_map.png``. Returns the report dict."""
-    from georeason.runs import PREDICTIONS_FILE, RUN_FILE, read_records
-
     out = Path(out_dir).expanduser()
     preds = out / PREDICTIONS_FILE
     if not preds.is_file():
@@ -80,9 +78,7 @@ def write_report(
     if plots:
         images = _plots(out, records, report)
     report["plots"] = images
-    tmp = out / (REPORT_JSON + ".tmp")
-    tmp.write_text(dumps(report, indent=2) + "\n", encoding="utf-8")  # NaN -> null
-    os.replace(tmp, out / REPORT_JSON)
+    write_json(out / REPORT_JSON, report)  # NaN -> null
     tmp = out / (REPORT_MD + ".tmp")
     tmp.write_text(render_markdown(report, images=images), encoding="utf-8")
     os.replace(tmp, out / REPORT_MD)
