@@ -265,7 +265,7 @@ def georeason(args: Sequence[object], folder: Path) -> None:
 
 
 def _cpu_args(cfg: Any, logging_steps: int) -> dict[str, Any]:
-    # The demo's CPU TrainingArguments (georeason.demo._cpu_args), as recipe keys.
+    # The demo's CPU TrainingArguments (georeason.demo.stages._cpu_args), as recipe keys.
     return {
         "use_cpu": True,
         "bf16": False,
