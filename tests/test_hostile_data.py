@@ -150,9 +150,13 @@ def test_parse_never_raises_on_hostile_objects(what: str) -> None:
 
 
 def _all_rewards() -> dict[str, Callable[..., list[float | None]]]:
-    from georeason.rewards import REWARDS, KeywordJudge, make_globe_locatability
+    from georeason.rewards import REWARDS, KeywordJudge, make_globe_locatability, make_visual_precision
 
-    return {**REWARDS, "globe_locatability": make_globe_locatability(KeywordJudge())}
+    return {
+        **REWARDS,
+        "globe_locatability": make_globe_locatability(KeywordJudge()),
+        "visual_precision": make_visual_precision("text"),
+    }
 
 
 @pytest.mark.parametrize("what", sorted(hostile_objects()))
@@ -193,7 +197,8 @@ def test_every_registered_reward_takes_a_name() -> None:
     from georeason.rewards import FACTORIES, REWARDS, get_reward
 
     for reward in sorted(set(REWARDS) | set(FACTORIES)):
-        extra = {"judge": "keyword"} if reward == "globe_locatability" else {}
+        needs = {"globe_locatability": {"judge": "keyword"}, "visual_precision": {"grounder": "text"}}
+        extra = needs.get(reward, {})
         func = get_reward(reward, name=f"{reward}_2", **extra)
         assert func.__name__ == f"{reward}_2", reward
         assert func is not REWARDS.get(reward)
