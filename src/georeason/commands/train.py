@@ -172,7 +172,7 @@ def locatability_rm(
     metrics.json and reliability.png in output_dir.
 
     - `georeason train locatability-rm --config recipes/tiny/globe_locatability_rm.yaml`
-    - `georeason train locatability-rm --config recipes/qwen2_5_vl_7b/globe_locatability_rm.yaml --dry-run`
+    - `georeason train locatability-rm --config recipes/tiny/globe_locatability_rm.yaml --set learning_rate=1e-2 --dry-run`
     """
     _run("locatability-rm", config, set_, dry_run, help_config, show_all)
 
