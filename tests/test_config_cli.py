@@ -41,10 +41,13 @@ def resolve(path: str, args: list[str], base: Any = None) -> Any:
 
 
 def test_the_pipeline_commands_are_built_from_their_configs() -> None:
-    assert set(pipeline_commands()) == {"eval", "data select", "data distill", "demo"}
+    assert set(pipeline_commands()) == set(PIPELINES)
 
 
-@pytest.mark.parametrize("path", ["eval", "data select", "data distill", "demo"])
+PIPELINES = ["eval", "data select", "data distill", "data locatability", "demo"]
+
+
+@pytest.mark.parametrize("path", PIPELINES)
 def test_every_field_is_a_flag_with_help(path: str) -> None:
     cmd = pipeline_commands()[path]
     options = cmd.config_options
