@@ -55,7 +55,7 @@ class NameIndex:
     key to the longest one at four bytes a character and so made the keys most
     of the cache file; bisect on the list is also faster than searchsorted.
     A key longer than the longest indexed one is answered at once: lookups cost
-    O(log n) comparisons and copy nothing, whatever the name (issue 13).
+    O(log n) comparisons and copy nothing, whatever the name.
     """
 
     keys: list[str]

@@ -18,8 +18,7 @@ locally, and saved as an ordinary model folder that ``from_pretrained`` loads:
   the vision tower's ``out_hidden_size`` is the text ``hidden_size``.
 - **weights**: random, from a fixed seed (same seed -> same model).
 
-The defaults keep one SFT or GRPO step on a CPU well under a second (see the
-report of issue 4), yet leave enough capacity to learn the synthetic world of
+The defaults keep one SFT or GRPO step on a CPU well under a second, yet leave enough capacity to learn the synthetic world of
 :mod:`georeason.datasets.synthetic`.
 """
 

@@ -191,7 +191,7 @@ class GlobeVisual:
 
 
 class VisualPrecision(GlobeVisual):
-    r"""Ours (issue 19), GLOBE's visual reward in precision form: the share of the entities the
+    r"""Ours, GLOBE's visual reward in precision form: the share of the entities the
     reasoning names that the image shows.
 
     .. math:: R_{vis}^{prec} = \frac{|\{e \in N : g(\text{image}, e) \ge \tau\}|}{|N|}

@@ -1,4 +1,4 @@
-"""``georeason view RUN_DIR``: one evaluation run in the browser (issue 18 §2).
+"""``georeason view RUN_DIR``: one evaluation run in the browser.
 
 :class:`RunView` reads an evaluation folder (:mod:`georeason.eval.runner`: ``predictions.jsonl``
 and ``run.json``) once and keeps each field as a numpy column, so that a 12,000-row run
