@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["auroc", "binary_metrics", "expected_calibration_error", "reliability", "reliability_plot"]
 
 
-def _arrays(scores: Sequence[float], labels: Sequence[bool]) -> tuple[np.ndarray, np.ndarray]:
+def _arrays(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=np.float64)
     y = np.asarray(labels, dtype=bool)
     if s.shape != y.shape or s.ndim != 1:
@@ -56,7 +57,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
     """Area under the ROC curve: P(score of a random positive > that of a random negative),
     ties one half. NaN when one class is absent (the area is undefined).
 
@@ -72,7 +73,7 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     return float(u / (n_pos * n_neg))
 
 
-def reliability(scores: Sequence[float], labels: Sequence[bool], n_bins: int = 10) -> list[dict[str, Any]]:
+def reliability(scores: ArrayLike, labels: ArrayLike, n_bins: int = 10) -> list[dict[str, Any]]:
     """Equal-width bins of P(yes) over [0, 1] (the last one closed): per bin its bounds,
     count, mean P(yes) and observed share of yes (None for an empty bin)."""
     if n_bins < 1:
@@ -97,7 +98,7 @@ def reliability(scores: Sequence[float], labels: Sequence[bool], n_bins: int = 1
     return out
 
 
-def expected_calibration_error(scores: Sequence[float], labels: Sequence[bool], n_bins: int = 10) -> float:
+def expected_calibration_error(scores: ArrayLike, labels: ArrayLike, n_bins: int = 10) -> float:
     """ECE over :func:`reliability`'s bins: the count-weighted mean of |share of yes - mean P(yes)|.
 
     >>> expected_calibration_error([0.9, 0.9, 0.1, 0.1], [True, False, False, False], n_bins=2)
