@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 import sys
 import types
 import typing
@@ -277,7 +278,7 @@ def build(
     sets = [parse_assignment(text) for text in overrides]  # a malformed one is named before any key check
     mapping = read_config_file(file) if isinstance(file, (str, Path)) else (file or {})
     for key, value in [*mapping.items(), *sets, *(explicit or {}).items()]:
-        _put(cls, tree, str(key), value, lambda k=str(key): _unknown(cls, [k], keys_hint))
+        _put(cls, tree, str(key), value, functools.partial(_unknown, cls, [str(key)], keys_hint))
     return _make(cls, tree, base, "")
 
 
